@@ -1,0 +1,16 @@
+from .decoding import CorruptVideoError, decode_video, interleave_repeat, resize_crop, sample_indices
+from .loading import VideoClassificationSet, load_source, load_video_dataset
+from .toy_actions import toy_action_class_names, toy_actions
+
+__all__ = [
+    "CorruptVideoError",
+    "VideoClassificationSet",
+    "decode_video",
+    "interleave_repeat",
+    "load_source",
+    "load_video_dataset",
+    "resize_crop",
+    "sample_indices",
+    "toy_action_class_names",
+    "toy_actions",
+]

@@ -1,0 +1,118 @@
+"""Video decoding (PyAV) and temporal/spatial sampling.
+
+All functions return frames as `(T, H, W, C)` uint8 numpy arrays or `(T, C, H, W)` float tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class CorruptVideoError(ValueError):
+    """A video file is missing a video stream, is empty or cannot be decoded."""
+
+
+def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = None) -> np.ndarray:
+    """Decode the first video stream of a file (or its bytes) into `(T, H, W, 3)` uint8 RGB frames.
+
+    The video stream is selected explicitly, so files with audio streams (UCF101 .avi) decode correctly.
+    Raises `CorruptVideoError` naming the file when it has no video stream, no frame, or fails to decode.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    if not isinstance(source, (bytes, bytearray)) and not os.path.exists(name):
+        raise FileNotFoundError(f"Video file not found: {name}. Check the path (relative paths resolve against "
+                                f"{os.getcwd()}).")
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else name
+    frames = []
+    try:
+        with av.open(handle) as container:
+            if not container.streams.video:
+                raise CorruptVideoError(f"{name} has no video stream (streams: {list(container.streams)}).")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except CorruptVideoError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise CorruptVideoError(f"Could not decode video {name}: {err}. Re-encode it or pass "
+                                f"skip_corrupt=True to skip such files.") from err
+    if not frames:
+        raise CorruptVideoError(f"Video {name} contains no decodable frame. Remove it or pass skip_corrupt=True.")
+    return np.stack(frames)
+
+
+def probe_video(source: str | bytes | os.PathLike) -> None:
+    """Raise `CorruptVideoError`/`FileNotFoundError` if the video cannot be decoded (decodes one frame)."""
+    decode_video(source, max_frames=1)
+
+
+def sample_indices(length: int, num_frames: int, interval: int = 4, train: bool = False,
+                   generator: torch.Generator | None = None) -> np.ndarray:
+    """Indices of `num_frames` frames spaced `interval` apart (VDSD sampling).
+
+    Training picks a random start; evaluation takes the centred window (deterministic). A clip too short
+    for the span `(num_frames - 1) * interval + 1` uses the largest interval that fits; a clip shorter than
+    `num_frames` is spread evenly over its frames (frames repeat).
+    """
+    if length <= 0:
+        raise ValueError("Cannot sample frames from an empty clip.")
+    if num_frames <= 0 or interval <= 0:
+        raise ValueError(f"num_frames and interval must be > 0, got {num_frames} and {interval}.")
+    if num_frames == 1:
+        step = 1
+    else:
+        step = min(interval, (length - 1) // (num_frames - 1))
+    if step < 1:
+        return np.linspace(0, length - 1, num_frames).round().astype(np.int64)
+    span = (num_frames - 1) * step + 1
+    slack = length - span
+    if train and slack > 0:
+        start = int(torch.randint(0, slack + 1, (1,), generator=generator))
+    else:
+        start = slack // 2
+    return start + step * np.arange(num_frames, dtype=np.int64)
+
+
+def resize_crop(frames: torch.Tensor, frame_size: int) -> torch.Tensor:
+    """Resize `(T, C, H, W)` frames so the short side is `frame_size`, then centre-crop to a square."""
+    if frame_size <= 0:
+        raise ValueError(f"frame_size must be > 0, got {frame_size}.")
+    t, c, h, w = frames.shape
+    if (h, w) != (frame_size, frame_size):
+        scale = frame_size / min(h, w)
+        nh, nw = max(frame_size, round(h * scale)), max(frame_size, round(w * scale))
+        if (nh, nw) != (h, w):
+            frames = F.interpolate(frames, size=(nh, nw), mode="bilinear", align_corners=False,
+                                   antialias=nh < h or nw < w)
+        top, left = (nh - frame_size) // 2, (nw - frame_size) // 2
+        frames = frames[:, :, top:top + frame_size, left:left + frame_size]
+    return frames
+
+
+def to_float_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """`(T, H, W, C)` uint8 → `(T, C, H, W)` float32 in [0, 1]."""
+    frames = torch.as_tensor(np.asarray(frames))
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"Expected frames of shape (T, H, W, C) with C in (1, 3), got {tuple(frames.shape)}.")
+    frames = frames.permute(0, 3, 1, 2).float() / 255.0
+    if frames.shape[1] == 1:
+        frames = frames.expand(-1, 3, -1, -1)
+    return frames.contiguous()
+
+
+def interleave_repeat(videos: torch.Tensor, num_frames: int, dim: int = 1) -> torch.Tensor:
+    """Expand a clip of `A` frames to `num_frames` by repeating each frame in order (a,a,b,b,...)."""
+    a = videos.shape[dim]
+    if a == num_frames:
+        return videos
+    idx = torch.div(torch.arange(num_frames) * a, num_frames, rounding_mode="floor")
+    return videos.index_select(dim, idx.to(videos.device))

@@ -1,0 +1,340 @@
+"""Source data contract: `load_video_dataset(source, split, ...)` → `VideoClassificationSet`.
+
+A source is a Hub dataset id or local folder (`load_dataset` semantics, including the `videofolder` layout
+`split/label/file.mp4`), a `datasets.Dataset`/`DatasetDict`, or a built-in name:
+
+- `"toy-actions"` — the embedded procedural benchmark (`hf_vdd.data.toy_actions`);
+- `"ucf12"` — `$HF_VDD_SHARED_DATA/ucf12/videos` (11 UCF101 classes, split 1);
+- `"real_clips"` — `$HF_VDD_SHARED_DATA/real_clips` (110 original UCF101 .avi files, split 1 from the manifest).
+
+The video column may hold a `datasets.Video` feature, file paths, or `(T, H, W, C)` uint8 arrays. Items are
+decoded lazily with PyAV and returned as `(T, C, H, W)` float tensors in [0, 1] plus an int label.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Video, load_dataset
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..utils import shared_data_dir
+from .decoding import CorruptVideoError, decode_video, probe_video, resize_crop, sample_indices, to_float_frames
+from .toy_actions import toy_actions
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+BUILTIN_SOURCES = ("toy-actions", "ucf12", "real_clips")
+
+
+@functools.lru_cache(maxsize=4)
+def _toy_actions_cached(**kwargs) -> DatasetDict:
+    return toy_actions(**kwargs)
+
+
+def _has_videos(folder: Path) -> bool:
+    return any(p.suffix.lower() in VIDEO_EXTENSIONS for p in folder.rglob("*") if p.is_file())
+
+
+def _real_clips(root: Path) -> DatasetDict:
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found: real_clips needs its manifest.csv (class_name, file, split1).")
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    names = sorted({r["class_name"] for r in rows})
+    splits = {}
+    for split in ("train", "test"):
+        sel = [r for r in rows if r["split1"] == split]
+        splits[split] = Dataset.from_dict(
+            {"video": [str(root / r["class_name"] / r["file"]) for r in sel],
+             "label": [names.index(r["class_name"]) for r in sel]},
+        ).cast_column("label", ClassLabel(names=names))
+    return DatasetDict(splits)
+
+
+def _shared(name: str) -> Path:
+    folder = shared_data_dir() / name
+    if not folder.exists():
+        raise FileNotFoundError(f"Built-in dataset '{name}' expects {folder}, which does not exist. Set "
+                                f"HF_VDD_SHARED_DATA to the folder holding '{name}/'.")
+    return folder
+
+
+def load_source(source, toy_kwargs: dict | None = None) -> DatasetDict | Dataset:
+    """Resolve `source` to a `DatasetDict` (or `Dataset`) without decoding any video."""
+    if isinstance(source, (Dataset, DatasetDict)):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"Unsupported dataset source of type {type(source).__name__}: pass a Hub id, a folder, "
+                        f"a datasets.Dataset/DatasetDict or one of {BUILTIN_SOURCES}.")
+    name = os.fspath(source)
+    if name in ("toy-actions", "toy_actions"):
+        return _toy_actions_cached(**(toy_kwargs or {}))
+    if name == "ucf12":
+        return load_source(_shared("ucf12") / "videos")
+    if name == "real_clips":
+        return _real_clips(_shared("real_clips"))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "videos").is_dir() and _has_videos(path / "videos"):
+            path = path / "videos"
+        if _has_videos(path):
+            return load_dataset("videofolder", data_dir=str(path))
+        return load_dataset(str(path))
+    if path.suffix or name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"Dataset folder '{name}' does not exist.")
+    try:
+        return load_dataset(name)
+    except Exception as err:  # noqa: BLE001 - re-raised with the fix
+        raise ValueError(
+            f"Unknown dataset '{name}': not a built-in name {BUILTIN_SOURCES}, not an existing local folder, and "
+            f"load_dataset('{name}') failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}). Pass a local "
+            f"folder (videofolder layout split/label/file.mp4 or a saved dataset) or check the Hub id."
+        ) from err
+
+
+def _pick_split(data: DatasetDict | Dataset, split: str) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if split in data:
+        return data[split]
+    aliases = {"test": ("validation", "val"), "validation": ("test", "val"), "train": ()}
+    for alias in aliases.get(split, ()):
+        if alias in data:
+            return data[alias]
+    raise ValueError(f"Split '{split}' not found; available splits: {list(data)}. Pass split=<one of those>.")
+
+
+def _find_column(ds: Dataset, candidates: tuple[str, ...], what: str, given: str | None) -> str:
+    if given is not None:
+        if given not in ds.column_names:
+            raise ValueError(f"{what} column '{given}' not found; columns are {ds.column_names}.")
+        return given
+    for col in candidates:
+        if col in ds.column_names:
+            return col
+    if what == "video":
+        for col, feat in ds.features.items():
+            if isinstance(feat, Video):
+                return col
+    raise ValueError(f"No {what} column found (looked for {list(candidates)}); columns are {ds.column_names}. "
+                     f"Pass {what}_column=<name>.")
+
+
+class VideoClassificationSet(torch.utils.data.Dataset):
+    """A torch-ready, lazily decoded view of a video classification split.
+
+    `self[i]` → `(video, label)`: `video` is `(num_frames, 3, frame_size, frame_size)` float in [0, 1]; frames
+    are sampled `interval` apart, from a random start when `train=True` and from the centred window otherwise.
+    With `static=True` one frame (random for training, the middle one otherwise) is repeated `num_frames`
+    times. Works in a `DataLoader` with workers (each worker decodes its own items).
+    """
+
+    def __init__(self, dataset: Dataset, num_frames: int = 16, frame_size: int = 112, interval: int = 4,
+                 train: bool = False, static: bool = False, video_column: str | None = None,
+                 label_column: str | None = None, skip_corrupt: bool = False, name: str = "dataset"):
+        if num_frames <= 0:
+            raise ValueError(f"num_frames must be > 0, got {num_frames}.")
+        if frame_size <= 0:
+            raise ValueError(f"frame_size must be > 0, got {frame_size}.")
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, got {interval}.")
+        self.name = name
+        self.video_column = _find_column(dataset, ("video", "videos", "path", "file", "file_name"), "video",
+                                         video_column)
+        self.label_column = _find_column(dataset, ("label", "labels"), "label", label_column)
+        feature = dataset.features[self.video_column]
+        if isinstance(feature, Video):
+            dataset = dataset.cast_column(self.video_column, Video(decode=False))
+            self.kind = "video"
+        elif getattr(feature, "dtype", None) == "string":
+            self.kind = "path"
+        else:
+            self.kind = "array"
+        label_feature = dataset.features[self.label_column]
+        if not isinstance(label_feature, ClassLabel):
+            if getattr(label_feature, "dtype", None) == "string":
+                dataset = dataset.class_encode_column(self.label_column)
+                label_feature = dataset.features[self.label_column]
+            else:
+                raise ValueError(f"Label column '{self.label_column}' must be a ClassLabel (class names are needed "
+                                 f"for cards), got {label_feature}. Cast it with "
+                                 f"dataset.cast_column('{self.label_column}', ClassLabel(names=[...])).")
+        self.class_names: list[str] = list(label_feature.names)
+        self.hf = dataset
+        self._arrays = dataset.with_format("numpy", columns=[self.video_column], dtype=np.uint8) \
+            if self.kind == "array" else None
+        self.num_frames, self.frame_size, self.interval = num_frames, frame_size, interval
+        self.train, self.static = train, static
+        self.labels = np.asarray(dataset[self.label_column], dtype=np.int64)
+        self._index = np.arange(len(dataset))
+        self._cache: list[torch.Tensor] | None = None
+        self.skipped: list[str] = []
+        if len(dataset) == 0:
+            raise ValueError(f"{name} is empty.")
+        if self.kind == "array":
+            self._check_array(np.asarray(self._raw(0)), 0)
+        if skip_corrupt:
+            self._drop_corrupt()
+
+    # ---- raw access -------------------------------------------------------------------------------------
+    def _raw(self, i: int):
+        source = self._arrays if self._arrays is not None else self.hf
+        return source[int(self._index[i])][self.video_column]
+
+    def _check_array(self, arr: np.ndarray, i: int) -> None:
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or arr.shape[0] == 0:
+            raise ValueError(f"Row {i} of column '{self.video_column}' has shape {arr.shape}; video arrays must be "
+                             f"(T, H, W, C) uint8 with T >= 1 and C in (1, 3). Transpose (T, C, H, W) arrays with "
+                             f"np.transpose(x, (0, 2, 3, 1)).")
+
+    def describe(self, i: int) -> str:
+        raw = self._raw(i)
+        if self.kind == "path":
+            return str(raw)
+        if self.kind == "video":
+            return str(raw.get("path") or "<bytes>")
+        return f"{self.name}[{int(self._index[i])}]"
+
+    def decode(self, i: int) -> np.ndarray:
+        """The whole clip `i` as `(L, H, W, C)` uint8, at its stored resolution."""
+        raw = self._raw(i)
+        if self.kind == "path":
+            return decode_video(raw)
+        if self.kind == "video":
+            return decode_video(raw["bytes"] if raw.get("bytes") else raw["path"])
+        arr = np.asarray(raw)
+        self._check_array(arr, i)
+        return arr.astype(np.uint8, copy=False)
+
+    def full_clip(self, i: int) -> torch.Tensor:
+        """Clip `i` resized/cropped to `frame_size`: `(L, 3, S, S)` uint8 (cached after `preload()`)."""
+        if self._cache is not None:
+            return self._cache[i]
+        frames = resize_crop(to_float_frames(self.decode(i)), self.frame_size)
+        return (frames * 255).round().clamp(0, 255).to(torch.uint8)
+
+    def _drop_corrupt(self) -> None:
+        keep = []
+        for i in range(len(self._index)):
+            try:
+                if self.kind == "array":
+                    self._check_array(np.asarray(self._raw(i)), i)
+                else:
+                    raw = self._raw(i)
+                    probe_video(raw if self.kind == "path" else (raw.get("bytes") or raw["path"]))
+                keep.append(i)
+            except (CorruptVideoError, FileNotFoundError):
+                self.skipped.append(self.describe(i))
+        if not keep:
+            raise ValueError(f"Every video of {self.name} is corrupt or missing (first: {self.skipped[0]}).")
+        self._index = self._index[keep]
+        self.labels = self.labels[keep]
+
+    # ---- torch Dataset API ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def clip(self, i: int, train: bool | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sampled clip `i`: `(num_frames, 3, S, S)` float in [0, 1]."""
+        train = self.train if train is None else train
+        try:
+            frames = self.full_clip(i)
+        except CorruptVideoError as err:
+            raise CorruptVideoError(f"{err} (item {i} of {self.name}; load with skip_corrupt=True to skip "
+                                    f"unreadable videos)") from err
+        length = frames.shape[0]
+        if self.static:
+            j = int(torch.randint(0, length, (1,), generator=generator)) if train else length // 2
+            idx = np.full(self.num_frames, j)
+        else:
+            idx = sample_indices(length, self.num_frames, self.interval, train=train, generator=generator)
+        return frames[torch.as_tensor(idx)].float() / 255.0
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.clip(i), int(self.labels[i])
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+    def with_options(self, **kwargs) -> VideoClassificationSet:
+        """A shallow copy with other sampling options (`train`, `static`, `num_frames`, `interval`)."""
+        allowed = {"train", "static", "num_frames", "interval"}
+        if set(kwargs) - allowed:
+            raise ValueError(f"with_options accepts {sorted(allowed)}, got {sorted(kwargs)}.")
+        new = copy.copy(self)
+        for k, v in kwargs.items():
+            setattr(new, k, v)
+        return new
+
+    def subset(self, indices) -> VideoClassificationSet:
+        """A view on the given positions (keeps the preload cache)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        new = copy.copy(self)
+        new._index, new.labels = self._index[indices], self.labels[indices]
+        if self._cache is not None:
+            new._cache = [self._cache[i] for i in indices]
+        return new
+
+    def indices_per_class(self) -> dict[int, np.ndarray]:
+        return {c: np.flatnonzero(self.labels == c) for c in range(self.num_classes)}
+
+    def preload(self, num_workers: int = 0, show_progress: bool = True) -> VideoClassificationSet:
+        """Decode and resize every clip once and keep it in memory (uint8); returns `self`."""
+        if self._cache is None:
+            loader = DataLoader(_FullClips(self), batch_size=None, num_workers=num_workers)
+            self._cache = list(tqdm(loader, total=len(self), desc=f"Decoding {self.name}",
+                                    disable=not show_progress, leave=False))
+        return self
+
+    def stack(self, indices, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`(len(indices), T, 3, S, S)` float batch of sampled clips."""
+        return torch.stack([self.clip(int(i), train=train, generator=generator) for i in indices])
+
+
+class _FullClips(torch.utils.data.Dataset):
+    def __init__(self, parent: VideoClassificationSet):
+        self.parent = parent
+
+    def __len__(self):
+        return len(self.parent)
+
+    def __getitem__(self, i):
+        return self.parent.full_clip(i)
+
+
+def load_video_dataset(source, split: str = "train", num_frames: int = 16, frame_size: int = 112,
+                       interval: int = 4, train: bool | None = None, static: bool = False,
+                       video_column: str | None = None, label_column: str | None = None,
+                       skip_corrupt: bool = False, toy_kwargs: dict | None = None) -> VideoClassificationSet:
+    """Load one split of a video classification source as a `VideoClassificationSet`.
+
+    Args:
+        source: Hub id, local folder, `datasets.Dataset`/`DatasetDict`, or "toy-actions" / "ucf12" / "real_clips".
+        split: split name (`test` falls back to `validation`).
+        num_frames, interval: temporal sampling (VDSD: 16 frames, every 4th).
+        frame_size: output side length (resize short side, centre crop).
+        train: random temporal start; defaults to `split == "train"`.
+        static: one frame repeated (the temporal-information check).
+        skip_corrupt: probe every file up front; unreadable ones are skipped and listed in `.skipped`.
+        toy_kwargs: arguments for `toy_actions(...)` when `source == "toy-actions"`.
+    """
+    if num_frames <= 0 or frame_size <= 0:
+        raise ValueError(f"num_frames and frame_size must be > 0, got num_frames={num_frames}, "
+                         f"frame_size={frame_size}.")
+    data = load_source(source, toy_kwargs=toy_kwargs)
+    ds = _pick_split(data, split)
+    name = source if isinstance(source, str) else f"{type(source).__name__}"
+    return VideoClassificationSet(ds, num_frames=num_frames, frame_size=frame_size, interval=interval,
+                                  train=(split == "train") if train is None else train, static=static,
+                                  video_column=video_column, label_column=label_column,
+                                  skip_corrupt=skip_corrupt, name=f"{name}:{split}")
