@@ -116,3 +116,19 @@ def interleave_repeat(videos: torch.Tensor, num_frames: int, dim: int = 1) -> to
         return videos
     idx = torch.div(torch.arange(num_frames) * a, num_frames, rounding_mode="floor")
     return videos.index_select(dim, idx.to(videos.device))
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(videos: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Pixel space `(..., C, H, W)` in [0, 1] → normalised space (per-channel mean/std)."""
+    shape = (-1, 1, 1)
+    return (videos - videos.new_tensor(mean).view(shape)) / videos.new_tensor(std).view(shape)
+
+
+def denormalize(videos: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Inverse of `normalize`."""
+    shape = (-1, 1, 1)
+    return videos * videos.new_tensor(std).view(shape) + videos.new_tensor(mean).view(shape)

@@ -1,0 +1,24 @@
+from .base import (
+    DISTILLERS,
+    DistillationOutput,
+    Distiller,
+    DistillerConfig,
+    get_distiller,
+    load_distilled,
+    register_distiller,
+)
+from .coreset import CoresetConfig, Herding, KCenter, RandomSelection
+
+__all__ = [
+    "DISTILLERS",
+    "CoresetConfig",
+    "DistillationOutput",
+    "Distiller",
+    "DistillerConfig",
+    "Herding",
+    "KCenter",
+    "RandomSelection",
+    "get_distiller",
+    "load_distilled",
+    "register_distiller",
+]

@@ -1,0 +1,54 @@
+"""ConvNet3D: the VDSD student, made to work for any frame size >= 32 and any clip length T >= 4."""
+
+from __future__ import annotations
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+
+class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["video-classification", "hf_vdd"]):
+    """Three 3-D conv blocks (widths 64/128/128, kernel (3, 7, 7), stride (1, 2, 2), ReLU, no normalisation),
+    spatial max-pooling after the first two, He initialisation, global spatial max, dropout, a 1x1x1 conv head
+    and max over time.
+
+    Input: `(N, T, C, H, W)` float in normalised space (see `hf_vdd.training.normalize`).
+    Output of `forward`: `(N, num_classes)` logits; `embed` gives `(N, widths[-1])` features for matching losses.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: tuple[int, ...] = (64, 128, 128),
+                 kernel_size: tuple[int, int, int] = (3, 7, 7), dropout: float = 0.5):
+        super().__init__()
+        self.num_classes = num_classes
+        layers, c = [], in_channels
+        pad = tuple(k // 2 for k in kernel_size)
+        for i, w in enumerate(widths):
+            layers += [nn.Conv3d(c, w, kernel_size, stride=(1, 2, 2), padding=pad), nn.ReLU(inplace=True)]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool3d((1, 2, 2), ceil_mode=True))
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Conv3d(c, num_classes, kernel_size=1)
+        self.embed_dim = c
+        for m in self.modules():  # He init: without normalisation layers the default init makes learning slow
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"ConvNet3D expects (N, T, C, H, W) videos, got shape {tuple(x.shape)}.")
+        return x.transpose(1, 2)  # (N, C, T, H, W)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """`(N, T, C, H, W)` → `(N, D, T, 1, 1)` (global spatial max)."""
+        return torch.amax(self.features(self._check(x)), dim=(3, 4), keepdim=True)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """`(N, T, C, H, W)` → `(N, D)`: spatial max, temporal mean (smooth in every frame, for matching)."""
+        return self.feature_map(x).flatten(2).mean(dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.dropout(self.feature_map(x)))  # (N, K, T, 1, 1)
+        return logits.flatten(2).amax(dim=2)

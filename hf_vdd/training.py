@@ -1,0 +1,212 @@
+"""The evaluation protocol shared by every method: train a student through `Accelerator`, test on real data.
+
+VDSD's protocol, made reproducible: SGD (momentum 0.9, weight decay 5e-4), lr 0.01 decayed x0.1 at half of
+training, N seeded runs, deterministic test clips, top-1 / top-5 / macro AUC / macro F1 / per-class accuracy
+as mean ± std. Videos enter in pixel space (`(N, T, C, H, W)`, [0, 1]; optimised sets may exceed it) and are
+normalised here with the ImageNet statistics recorded in every card.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from sklearn.metrics import f1_score, roc_auc_score
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .data.decoding import normalize
+from .data.loading import VideoClassificationSet
+from .models import build_student
+
+
+@dataclass
+class TrainConfig:
+    """How a student is trained and tested (one config for every method)."""
+
+    student: str = field(default="convnet3d", metadata={"help": "Student architecture: convnet3d | videomae."})
+    student_pretrained: str | None = field(default=None, metadata={"help": "Hub id or folder to start from."})
+    epochs: int | None = field(default=None, metadata={"help": "Epochs; default: enough epochs for `steps`."})
+    steps: int = field(default=300, metadata={"help": "Optimisation steps when `epochs` is not given."})
+    batch_size: int = field(default=32, metadata={"help": "Global batch size (split across processes)."})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate (x0.1 at half of training)."})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum."})
+    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay."})
+    runs: int = field(default=5, metadata={"help": "Independent seeded runs (mean ± std)."})
+    seed: int = field(default=0, metadata={"help": "Base seed; run r uses seed + r."})
+    standardize: bool = field(default=False, metadata={"help": "Per-batch standardisation of inputs."})
+    soft_label_weight: float = field(default=1.0, metadata={"help": "Weight of soft-label loss when present."})
+    show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
+
+
+class TensorVideoSet(Dataset):
+    """Videos `(N, T, C, H, W)` (pixel space) + labels `(N,)` [+ soft labels `(N, K)`], as a torch Dataset."""
+
+    def __init__(self, videos: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None):
+        if videos.ndim != 5:
+            raise ValueError(f"videos must be (N, T, C, H, W), got {tuple(videos.shape)}.")
+        if len(videos) != len(labels):
+            raise ValueError(f"{len(videos)} videos but {len(labels)} labels.")
+        self.videos, self.labels, self.soft_labels = videos, torch.as_tensor(labels).long(), soft_labels
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, i):
+        item = (self.videos[i].float(), self.labels[i])
+        return item + (self.soft_labels[i].float(),) if self.soft_labels is not None else item
+
+
+def make_accelerator(accelerator: Accelerator | None = None) -> Accelerator:
+    """The `Accelerator` used by training loops (`split_batches` keeps the global batch fixed)."""
+    return accelerator or Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+
+
+def _prepare_inputs(x: torch.Tensor, standardize: bool) -> torch.Tensor:
+    x = normalize(x)
+    if standardize:
+        x = (x - x.mean()) / (x.std() + 1e-6)
+    return x
+
+
+def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfig, seed: int,
+                  accelerator: Accelerator | None = None) -> torch.nn.Module:
+    """Train `model` on `train_set` (items `(video, label[, soft_label])`, pixel space); returns it unwrapped."""
+    accelerator = make_accelerator(accelerator)
+    set_seed(seed)
+    bs = max(accelerator.num_processes, min(config.batch_size, len(train_set)))
+    bs -= bs % accelerator.num_processes
+    loader = DataLoader(train_set, batch_size=bs, shuffle=True, drop_last=False,
+                        generator=torch.Generator().manual_seed(seed))
+    steps_per_epoch = len(loader)
+    epochs = config.epochs or max(1, math.ceil(config.steps / steps_per_epoch))
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs * steps_per_epoch // 2], gamma=0.1)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model.train()
+    bar = tqdm(total=epochs * steps_per_epoch, desc="train student", leave=False,
+               disable=not (config.show_progress and accelerator.is_local_main_process))
+    for _ in range(epochs):
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            logits = model(_prepare_inputs(x, config.standardize))
+            if len(batch) > 2:  # soft labels (probabilities)
+                soft = batch[2]
+                loss = -(soft * F.log_softmax(logits, -1)).sum(-1).mean() * config.soft_label_weight
+            else:
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+    bar.close()
+    return accelerator.unwrap_model(model)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, test_set: Dataset, config: TrainConfig,
+            accelerator: Accelerator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities `(N, K)` and labels `(N,)` on `test_set`, gathered over processes."""
+    accelerator = make_accelerator(accelerator)
+    loader = accelerator.prepare(DataLoader(test_set, batch_size=max(64, accelerator.num_processes), shuffle=False))
+    model = accelerator.prepare(model) if not isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    model.eval()
+    probs, labels = [], []
+    for x, y, *_ in loader:
+        p = F.softmax(model(_prepare_inputs(x, config.standardize)).float(), -1)
+        p, y = accelerator.gather_for_metrics((p, y))
+        probs.append(p.cpu())
+        labels.append(y.cpu())
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """top-1 / top-5 / macro AUC / macro F1 (percent) and per-class accuracy."""
+    pred = probs.argmax(1)
+    k = min(5, num_classes)
+    topk = np.argsort(-probs, axis=1)[:, :k]
+    per_class = [float((pred[labels == c] == c).mean() * 100) if (labels == c).any() else float("nan")
+                 for c in range(num_classes)]
+    try:
+        auc = roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))) * 100
+    except ValueError:  # a class missing from the test labels
+        auc = float("nan")
+    return {"top1": float((pred == labels).mean() * 100), "top5": float((topk == labels[:, None]).any(1).mean() * 100),
+            "auc": float(auc), "f1": float(f1_score(labels, pred, average="macro", labels=list(range(num_classes)),
+                                                    zero_division=0) * 100), "per_class": per_class}
+
+
+@dataclass
+class EvalReport:
+    """Mean ± std over runs; `to_dict()` gives the JSON written by `recipes/evaluate.py`."""
+
+    top1: dict
+    top5: dict
+    auc: dict
+    f1: dict
+    per_class: list
+    runs: list
+    train_seconds: float
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return f"top-1 {self.top1['mean']:.1f} ± {self.top1['std']:.1f}"
+
+
+def _mean_std(values) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
+
+
+def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: TrainConfig | None = None,
+                       accelerator: Accelerator | None = None, extra_config: dict | None = None) -> EvalReport:
+    """Train `config.runs` students on `train_data` and test each on `test_set` (deterministic clips).
+
+    Args:
+        train_data: a `DistillationOutput`, a `TensorVideoSet`, or a `VideoClassificationSet` (the full real
+            train split: the upper bound). Pixel-space videos.
+        test_set: the real test split (`train=False`); its `num_frames`/`frame_size` define the student input.
+    """
+    from .distillers.base import DistillationOutput  # local: base imports training utilities
+
+    config = config or TrainConfig()
+    accelerator = make_accelerator(accelerator)
+    if isinstance(train_data, DistillationOutput):
+        train_data = train_data.to_train_set(num_frames=test_set.num_frames)
+    if isinstance(train_data, VideoClassificationSet):
+        train_data.preload(show_progress=config.show_progress and accelerator.is_local_main_process)
+    test_set = test_set.with_options(train=False)
+    test_tensors = TensorVideoSet(test_set.preload(show_progress=False).stack(range(len(test_set))),
+                                  torch.as_tensor(test_set.labels))
+    sample = train_data[0][0]
+    if tuple(sample.shape[1:]) != tuple(test_tensors.videos.shape[2:]):
+        raise ValueError(f"Train videos have frames {tuple(sample.shape[1:])} but test clips "
+                         f"{tuple(test_tensors.videos.shape[2:])}: use the same --frame_size as the distilled set.")
+    runs, seconds = [], 0.0
+    for r in range(config.runs):
+        seed = config.seed + r
+        set_seed(seed)
+        model = build_student(config.student, test_set.num_classes, test_set.num_frames, test_set.frame_size,
+                              config.student_pretrained)
+        start = time.perf_counter()
+        model = train_student(model, train_data, config, seed, accelerator)
+        seconds += time.perf_counter() - start
+        probs, labels = predict(model, test_tensors, config, accelerator)
+        runs.append(classification_metrics(probs, labels, test_set.num_classes) | {"seed": seed})
+    per_class = np.nanmean(np.asarray([r["per_class"] for r in runs]), axis=0).tolist()
+    cfg = asdict(config) | {"num_frames": test_set.num_frames, "frame_size": test_set.frame_size,
+                            "test_set": test_set.name, "num_processes": accelerator.num_processes}
+    return EvalReport(top1=_mean_std([r["top1"] for r in runs]), top5=_mean_std([r["top5"] for r in runs]),
+                      auc=_mean_std([r["auc"] for r in runs]), f1=_mean_std([r["f1"] for r in runs]),
+                      per_class=per_class, runs=runs, train_seconds=seconds, config=cfg | (extra_config or {}))

@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny seeded data built locally (tests never reach the Hub)."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hf_vdd.data import toy_actions  # noqa: E402
+from hf_vdd.utils import shared_data_dir  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 10, with_audio: bool = False) -> Path:
+    """Encode `(T, H, W, 3)` uint8 frames as an mp4 with PyAV (optionally with a silent audio stream first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        audio = out.add_stream("aac", rate=8000) if with_audio else None
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        out.mux(stream.encode())
+        if audio is not None:
+            silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            silence.sample_rate = 8000
+            for packet in audio.encode(silence):
+                out.mux(packet)
+            out.mux(audio.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_toy():
+    """4 toy-actions classes (square, disc, slide-right, slide-left), 8 train / 4 test per class."""
+    return toy_actions(num_classes=4, train_per_class=8, test_per_class=4, min_frames=8, max_frames=20, seed=1)
+
+
+@pytest.fixture(scope="session")
+def video_folder(tmp_path_factory, tiny_toy):
+    """A videofolder tree `split/label/file.mp4` (48x40 mp4s, the first with an audio stream)."""
+    root = tmp_path_factory.mktemp("videofolder")
+    names = tiny_toy["train"].features["label"].names
+    for split, per in (("train", 3), ("test", 2)):
+        ds = tiny_toy[split].with_format("numpy")
+        count = {}
+        for row in ds:
+            label = names[int(row["label"])]
+            if count.get(label, 0) >= per:
+                continue
+            count[label] = count.get(label, 0) + 1
+            frames = np.asarray(row["video"], np.uint8)
+            frames = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)[:, :40, :48]  # 40x48, non-square
+            write_video(root / split / label / f"{label}_{count[label]}.mp4", frames,
+                        with_audio=split == "train" and count[label] == 1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    folder = shared_data_dir()
+    if not folder.is_dir():
+        pytest.skip(f"shared real footage not found at {folder}; set HF_VDD_SHARED_DATA")
+    return folder

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+
+from hf_vdd import DISTILLERS, Herding, KCenter, RandomSelection, load_video_dataset
+
+
+@pytest.fixture(scope="module")
+def train_set(tiny_toy):
+    return load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32)
+
+
+@pytest.mark.parametrize("cls", [RandomSelection, Herding, KCenter])
+def test_selection_per_class_and_seeded(cls, train_set):
+    out = cls(ipc=3, seed=0)(train_set)
+    assert out.videos.shape == (12, 4, 3, 32, 32) and out.videos.dtype == torch.uint8
+    assert np.bincount(out.labels.numpy()).tolist() == [3, 3, 3, 3]
+    assert len(set(out.source_index.tolist())) == 12
+    assert np.array_equal(train_set.labels[out.source_index.numpy()], out.labels.numpy())
+    again = cls(ipc=3, seed=0)(train_set)
+    assert torch.equal(out.source_index, again.source_index)
+    assert cls.name in DISTILLERS
+
+
+def test_herding_and_kcenter_objectives():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(60, 5))
+    feats[:5] += 8.0  # a far cluster
+    mu = feats.mean(0)
+    herd = Herding(ipc=6).select(feats, 6, rng)
+    rand = [rng.choice(60, 6, replace=False) for _ in range(50)]
+    assert np.linalg.norm(feats[herd].mean(0) - mu) < np.median([np.linalg.norm(feats[r].mean(0) - mu) for r in rand])
+    kc = KCenter(ipc=6).select(feats, 6, rng)
+
+    def radius(idx):
+        return np.linalg.norm(feats[:, None] - feats[idx][None], axis=2).min(1).max()
+
+    assert radius(kc) < np.median([radius(r) for r in rand]) and len(set(kc.tolist())) == 6
+
+
+def test_ipc_too_large(train_set):
+    with pytest.raises(ValueError, match="lower --ipc to at most 8"):
+        RandomSelection(ipc=9)(train_set)
+    with pytest.raises(ValueError, match="ipc must be >= 1"):
+        RandomSelection(ipc=0)

@@ -1,0 +1,89 @@
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from datasets import load_dataset
+
+from hf_vdd import DistillationOutput, KCenter, load_distilled, load_video_dataset
+
+
+@pytest.fixture(scope="module")
+def selected(tiny_toy):
+    return KCenter(ipc=2, seed=0)(load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32))
+
+
+def _float_output(num_classes=3):
+    torch.manual_seed(0)
+    videos = [torch.rand(4 if i % 2 else 2, 3, 32, 32) * 1.4 - 0.2 for i in range(2 * num_classes)]
+    return DistillationOutput(videos=videos, labels=torch.arange(2 * num_classes) % num_classes,
+                              class_names=[f"c{i}" for i in range(num_classes)], method="dm", ipc=2, source="toy",
+                              soft_labels=torch.softmax(torch.randn(2 * num_classes, num_classes), -1), seed=3)
+
+
+def test_save_load_dataset_identical_rows(selected, tmp_path):
+    folder = selected.save(tmp_path / "toy-ipc2-kcenter")
+    ds = load_dataset(str(folder), split="train")
+    assert ds.features == selected.dataset.features
+    assert ds.to_dict() == selected.dataset.to_dict()
+    for name in ("README.md", "preview.png", "distillation.json", "data/train-00000-of-00001.parquet"):
+        assert (folder / name).is_file()
+
+
+def test_card_metadata(selected, tmp_path):
+    selected.eval_results = {"convnet3d": {k: {"mean": 50.0, "std": 1.0} for k in ("top1", "top5", "auc", "f1")}}
+    folder = selected.save(tmp_path / "carded")
+    text = (folder / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["task_categories"] == ["video-classification"] and "kcenter" in meta["tags"]
+    assert meta["hf_vdd"]["ipc"] == 2 and meta["hf_vdd"]["frame_size"] == 32
+    assert meta["source_datasets"] == [selected.source]
+    assert meta["hf_vdd"]["eval_results"]["convnet3d"]["top1"]["mean"] == 50.0
+    assert "| convnet3d | 50.0 ± 1.0" in text and "![preview](preview.png)" in text
+    assert json.loads((folder / "distillation.json").read_text())["method"] == "kcenter"
+
+
+def test_load_distilled_round_trip_uint8(selected, tmp_path):
+    back = load_distilled(selected.save(tmp_path / "u8"))
+    assert torch.equal(torch.stack(back.videos), selected.videos) and torch.equal(back.labels, selected.labels)
+    assert back.method == "kcenter" and back.class_names == selected.class_names
+    assert torch.equal(back.source_index, selected.source_index)
+
+
+def test_float16_variable_length_round_trip(tmp_path):
+    out = _float_output()
+    folder = out.save(tmp_path / "f16")
+    ds = load_dataset(str(folder), split="train")
+    assert ds.features["video"].dtype == "float16" and ds[0]["num_frames"] == 2 and ds[1]["num_frames"] == 4
+    back = load_distilled(folder)
+    for a, b in zip(out.videos, back.videos):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-2)  # float16 in normalised space
+    assert torch.allclose(back.soft_labels, out.soft_labels)
+    train = back.to_train_set(num_frames=4)
+    assert train.videos.shape == (6, 4, 3, 32, 32) and len(train[0]) == 3  # soft label attached
+
+
+def test_save_failure_leaves_nothing(selected, tmp_path):
+    target = tmp_path / "atomic"
+    with mock.patch("datasets.Dataset.to_parquet", side_effect=OSError("disk full")):
+        with pytest.raises(OSError, match="disk full"):
+            selected.save(target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_push_offline_clear_error(selected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="Could not push to the Hub dataset repo 'org/toy-ipc2'.*HF_HUB_OFFLINE"):
+        selected.push_to_hub("org/toy-ipc2")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_output_inputs(tmp_path):
+    with pytest.raises(ValueError, match="3 videos but 2 labels"):
+        DistillationOutput(videos=torch.zeros(3, 2, 3, 8, 8), labels=[0, 1], class_names=["a", "b"], method="x", ipc=1)
+    with pytest.raises(FileNotFoundError, match="distillation.json"):
+        (tmp_path / "empty").mkdir()
+        load_distilled(tmp_path / "empty")
+    assert np.isfinite(_float_output().storage_bytes())

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from hf_vdd.models import ConvNet3D, VideoMAEStudent, build_student
+
+
+@pytest.mark.parametrize("size,frames", [(32, 4), (48, 8), (64, 5), (112, 16)])
+def test_convnet3d_any_size(size, frames):
+    net = ConvNet3D(num_classes=7)
+    x = torch.randn(2, frames, 3, size, size)
+    assert net(x).shape == (2, 7) and net.embed(x).shape == (2, 128)
+
+
+def test_convnet3d_hub_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = ConvNet3D(num_classes=3, widths=(8, 16, 16)).eval()
+    net.save_pretrained(tmp_path / "net")
+    back = ConvNet3D.from_pretrained(tmp_path / "net").eval()
+    x = torch.randn(1, 4, 3, 32, 32)
+    assert back.num_classes == 3 and torch.allclose(net(x), back(x))
+    assert (tmp_path / "net" / "model.safetensors").is_file() and (tmp_path / "net" / "README.md").is_file()
+
+
+def test_convnet3d_rejects_bad_shape():
+    with pytest.raises(ValueError, match=r"\(N, T, C, H, W\)"):
+        ConvNet3D()(torch.randn(2, 3, 32, 32))
+
+
+def test_videomae_student_config_and_local_folder(tmp_path):
+    student = build_student("videomae", 4, 8, 32)
+    x = torch.randn(2, 8, 3, 32, 32)
+    assert student(x).shape == (2, 4) and student.embed(x).shape[0] == 2
+    student.model.save_pretrained(tmp_path / "vm")
+    again = build_student("videomae", 4, 8, 32, pretrained=str(tmp_path / "vm"))
+    assert isinstance(again, VideoMAEStudent) and again(x).shape == (2, 4)
+    with pytest.raises(ValueError, match="num_frames"):
+        student(torch.randn(1, 4, 3, 32, 32))
+    with pytest.raises(ValueError, match="Could not load VideoMAE"):
+        VideoMAEStudent.from_pretrained(str(tmp_path / "missing"), 4)
+
+
+def test_unknown_student():
+    with pytest.raises(ValueError, match="convnet3d"):
+        build_student("resnet", 2, 4, 32)

@@ -1,0 +1,80 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hf_vdd import TrainConfig, evaluate_distilled, load_video_dataset
+from hf_vdd.training import TensorVideoSet, classification_metrics
+from tests.conftest import REPO
+
+QUICK = dict(steps=60, batch_size=16, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_toy):
+    return (load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32),
+            load_video_dataset(tiny_toy, "test", num_frames=4, frame_size=32))
+
+
+def test_metrics_known_values():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    m = classification_metrics(probs, np.array([0, 1, 1, 2]), 3)
+    assert m["top1"] == 75.0 and m["top5"] == 100.0 and m["per_class"] == [100.0, 50.0, 100.0]
+    assert 0 < m["f1"] < 100 and 50 < m["auc"] <= 100
+
+
+def test_full_data_above_chance_and_report_keys(splits):
+    train, test = splits
+    rep = evaluate_distilled(train, test, TrainConfig(runs=2, **QUICK)).to_dict()
+    assert set(rep) == {"top1", "top5", "auc", "f1", "per_class", "runs", "train_seconds", "config"}
+    assert rep["top1"]["mean"] > 40  # 4 classes: chance is 25 %
+    assert len(rep["per_class"]) == 4 and len(rep["runs"]) == 2 and rep["train_seconds"] > 0
+
+
+def test_same_seed_same_numbers(splits):
+    train, test = splits
+    a = evaluate_distilled(train, test, TrainConfig(runs=1, steps=5, batch_size=8, show_progress=False))
+    b = evaluate_distilled(train, test, TrainConfig(runs=1, steps=5, batch_size=8, show_progress=False))
+    assert a.runs[0]["top1"] == b.runs[0]["top1"] and a.runs[0]["auc"] == b.runs[0]["auc"]
+
+
+def test_soft_labels_and_shape_mismatch(splits):
+    train, test = splits
+    videos = train.stack(range(8))
+    soft = torch.full((8, 4), 0.25)
+    rep = evaluate_distilled(TensorVideoSet(videos, torch.as_tensor(train.labels[:8]), soft), test,
+                             TrainConfig(runs=1, steps=3, show_progress=False))
+    assert 0 <= rep.top1["mean"] <= 100
+    with pytest.raises(ValueError, match="same --frame_size"):
+        evaluate_distilled(TensorVideoSet(torch.rand(4, 4, 3, 48, 48), torch.zeros(4)), test, TrainConfig(runs=1))
+
+
+def test_videomae_student_selectable(splits):
+    train, test = splits
+    rep = evaluate_distilled(train, test, TrainConfig(student="videomae", runs=1, steps=4, batch_size=8,
+                                                      show_progress=False))
+    assert rep.config["student"] == "videomae" and 0 <= rep.top1["mean"] <= 100
+
+
+def _evaluate_cmd(launcher, out):
+    args = ["recipes/evaluate.py", "--dataset", "toy-actions", "--runs", "1", "--steps", "60", "--batch_size", "16",
+            "--output_json", str(out), "--show_progress", "false"]
+    return launcher + args
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run(_evaluate_cmd([sys.executable], one), cwd=REPO, env=env, check=True, timeout=600)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    subprocess.run(_evaluate_cmd(launch, two), cwd=REPO, env=env, check=True, timeout=600)
+    r1, r2 = json.loads(one.read_text()), json.loads(two.read_text())
+    assert r2["config"]["num_processes"] == 2 and r1["config"]["num_processes"] == 1
+    assert r1["top1"]["mean"] > 25 and r2["top1"]["mean"] > 25  # 10 classes: chance is 10 %
+    assert abs(r1["top1"]["mean"] - r2["top1"]["mean"]) < 15
