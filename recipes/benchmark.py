@@ -1,0 +1,94 @@
+"""Benchmark: full clips vs single frame (upper bounds) and every requested distiller at every IPC.
+
+    python recipes/benchmark.py --datasets toy-actions --ipc 1 5 --runs 3 --output_dir outputs/benchmark
+    python recipes/benchmark.py --datasets ucf12 --frame_size 64 --num_frames 8 --ipc 1 5 --runs 3 \
+        --output_dir outputs/benchmark-ucf12
+
+Writes `results.json` (one record per cell; cells already there are skipped, `--force` recomputes) and
+`results.md` (the leaderboard).
+"""
+
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hf_vdd import TrainConfig, __version__, evaluate_distilled, get_distiller
+from hf_vdd.cli import default_video_shape, parse_args, run_main
+from hf_vdd.data import load_video_dataset
+
+
+@dataclass
+class BenchmarkArgs:
+    datasets: list[str] = field(default_factory=lambda: ["toy-actions"], metadata={"help": "Sources."})
+    methods: list[str] = field(default_factory=lambda: ["full", "static", "random", "herding", "kcenter"],
+                               metadata={"help": "full / static (upper bounds) and registered distillers."})
+    ipc: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "IPCs."})
+    runs: int = field(default=3, metadata={"help": "Evaluation runs per cell."})
+    steps: int = field(default=300, metadata={"help": "Student steps per run on a distilled set."})
+    full_steps: int = field(default=500, metadata={"help": "Student steps per run on the full train split."})
+    frame_size: int | None = field(default=None, metadata={"help": "Frame side (default 32 toy, 112 else)."})
+    num_frames: int | None = field(default=None, metadata={"help": "Frames (default 8 toy, 16 else)."})
+    batch_size: int = field(default=32, metadata={"help": "Student batch size."})
+    seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
+    output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results go."})
+    force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
+
+
+def _fmt(m):
+    return f"{m['mean']:.1f} ± {m['std']:.1f}"
+
+
+def write_markdown(records: list[dict], path: Path) -> None:
+    lines = ["| dataset | method | IPC | top-1 | top-5 | AUC | F1 | distil s | train s/run | setting |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc'] or 'all'} | {_fmt(r['top1'])} | {_fmt(r['top5'])} "
+                     f"| {_fmt(r['auc'])} | {_fmt(r['f1'])} | {r['distill_seconds']:.1f} | "
+                     f"{r['train_seconds'] / r['runs']:.1f} | {r['setting']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    (args,) = parse_args(BenchmarkArgs)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / "results.json"
+    records = json.loads(results_file.read_text()) if results_file.exists() and not args.force else []
+    done = {(r["dataset"], r["method"], r["ipc"]) for r in records}
+    for dataset in args.datasets:
+        size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
+        setting = (f"{frames}x{size}x{size}, {args.runs} runs, {args.steps}/{args.full_steps} steps, "
+                   f"bs {args.batch_size}")
+        cells = [(m, None) for m in args.methods if m in ("full", "static")]
+        cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
+        todo = [c for c in cells if (dataset, *c) not in done]
+        if not todo:
+            continue
+        full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload()
+        full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload()
+        for method, ipc in todo:
+            static = method == "static"
+            train, test = full_train.with_options(static=static), full_test.with_options(static=static)
+            start = time.perf_counter()
+            data = train if ipc is None else get_distiller(method)(ipc=ipc, seed=args.seed)(train)
+            distill_seconds = time.perf_counter() - start
+            steps = args.full_steps if ipc is None else args.steps
+            report = evaluate_distilled(data, test, TrainConfig(runs=args.runs, steps=steps, seed=args.seed,
+                                                                batch_size=args.batch_size, show_progress=False))
+            rec = report.to_dict() | {"dataset": dataset, "method": method, "ipc": ipc, "setting": setting,
+                                      "class_names": test.class_names, "distill_seconds": distill_seconds,
+                                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                      "hf_vdd_version": __version__}
+            records.append(rec)
+            results_file.write_text(json.dumps(records, indent=2))
+            write_markdown(records, out / "results.md")
+            print(f"{dataset} {method} ipc={ipc}: {report.summary()} "
+                  f"(per class {[round(p) for p in report.per_class]})", flush=True)
+    write_markdown(records, out / "results.md")
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    run_main(main)
