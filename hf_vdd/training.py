@@ -65,7 +65,11 @@ class TensorVideoSet(Dataset):
 
 def make_accelerator(accelerator: Accelerator | None = None) -> Accelerator:
     """The `Accelerator` used by training loops (`split_batches` keeps the global batch fixed)."""
-    return accelerator or Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+    if accelerator is not None:
+        return accelerator
+    # Without an accelerator device, `cpu=True` is what makes `accelerate launch --multi_gpu` use gloo processes.
+    return Accelerator(cpu=not torch.cuda.is_available(),
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 def _prepare_inputs(x: torch.Tensor, standardize: bool) -> torch.Tensor:

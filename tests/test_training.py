@@ -78,3 +78,14 @@ def test_two_processes_match_one(tmp_path):
     assert r2["config"]["num_processes"] == 2 and r1["config"]["num_processes"] == 1
     assert r1["top1"]["mean"] > 25 and r2["top1"]["mean"] > 25  # 10 classes: chance is 10 %
     assert abs(r1["top1"]["mean"] - r2["top1"]["mean"]) < 15
+
+
+@pytest.mark.parametrize("name", ["ucf12", "real_clips"])
+def test_trains_on_real_footage(shared_data, name):
+    train = load_video_dataset(name, "train", num_frames=4, frame_size=32)
+    test = load_video_dataset(name, "test", num_frames=4, frame_size=32)
+    pick = np.concatenate([train.indices_per_class()[c][:3] for c in (0, 1)])
+    test_pick = np.concatenate([test.indices_per_class()[c][:2] for c in (0, 1)])
+    rep = evaluate_distilled(train.subset(pick), test.subset(test_pick),
+                             TrainConfig(runs=1, steps=3, batch_size=6, show_progress=False))
+    assert rep.train_seconds > 0 and len(rep.per_class) == 11 and 0 <= rep.top1["mean"] <= 100

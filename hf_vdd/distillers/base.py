@@ -130,12 +130,13 @@ class DistillationOutput:
                 "eval_results": self.eval_results, "raw_bytes": self.storage_bytes()}
 
     def _card(self, meta: dict, repo_id: str, stored_bytes: int):
+        # No `configs:` key: `data/train-*` is found by default, and with `configs` in the YAML, datasets 5.2 caches
+        # a local folder under a key that ignores file changes (a re-saved folder would load stale rows).
         tags = ["hf_vdd", "dataset-distillation", "video-classification", self.method]
         card_data = DatasetCardData(
             pretty_name=f"{self.source} distilled, IPC {self.ipc}, {self.method}",
             task_categories=["video-classification"],
             tags=tags, source_datasets=[self.source], size_categories=["n<1K"],
-            configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
             hf_vdd={k: meta[k] for k in ("method", "ipc", "source", "frame_size", "num_frames", "normalization",
                                           "seed", "dtype", "hf_vdd_version", "eval_results")},
         )

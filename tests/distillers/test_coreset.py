@@ -43,3 +43,13 @@ def test_ipc_too_large(train_set):
         RandomSelection(ipc=9)(train_set)
     with pytest.raises(ValueError, match="ipc must be >= 1"):
         RandomSelection(ipc=0)
+
+
+def test_teacher_features_folder(train_set, tmp_path):
+    from hf_vdd import ConvNet3D
+
+    torch.manual_seed(5)
+    ConvNet3D(num_classes=4, widths=(8, 16, 16)).save_pretrained(tmp_path / "teacher")
+    out = Herding(ipc=2, feature_model=str(tmp_path / "teacher"))(train_set)
+    feats = Herding(ipc=2, feature_model=str(tmp_path / "teacher")).embed(train_set, show_progress=False)
+    assert feats.shape == (len(train_set), 16) and out.config["feature_model"] == str(tmp_path / "teacher")

@@ -87,3 +87,12 @@ def test_bad_output_inputs(tmp_path):
         (tmp_path / "empty").mkdir()
         load_distilled(tmp_path / "empty")
     assert np.isfinite(_float_output().storage_bytes())
+
+
+def test_resave_same_folder_is_not_stale(tmp_path):
+    for value in (3, 9):
+        out = DistillationOutput(videos=torch.full((2, 2, 3, 8, 8), value, dtype=torch.uint8), labels=[0, 1],
+                                 class_names=["a", "b"], method="x", ipc=1)
+        out.save(tmp_path / "same")
+        assert load_dataset(str(tmp_path / "same"), split="train")[0]["video"][0][0][0][0] == value
+        assert int(load_distilled(tmp_path / "same").videos[0][0, 0, 0, 0]) == value
