@@ -22,3 +22,6 @@ __all__ = [
     "load_distilled",
     "register_distiller",
 ]
+from .dm import DMConfig, DMDistiller  # noqa: E402
+
+__all__ += ["DMConfig", "DMDistiller"]

@@ -1,0 +1,90 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hf_vdd import load_distilled, load_video_dataset
+from hf_vdd.distillers import DMConfig, DMDistiller
+from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
+from tests.conftest import REPO
+
+SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def train_set(tiny_toy):
+    return load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32).preload(show_progress=False)
+
+
+def _avg_loss(d, train_set, syn, its=range(100, 106)):
+    from hf_vdd.data.decoding import denormalize
+
+    sampler = ClassSampler(train_set)
+    total = 0.0
+    for it in its:
+        net = fresh_embedder(0, it, 4, SMALL["embed_widths"])
+        total += sum(d.class_loss(net, sampler, c, it, denormalize(syn[c])).item() for c in syn)
+    return total / len(its)
+
+
+def test_dm_reduces_matching_loss(train_set):
+    cfg = DMConfig(ipc=1, iterations=40, init="noise", augment_strength=0.0, **SMALL)
+    d = DMDistiller(cfg)
+    before = _avg_loss(d, train_set, d.init_synthetic(train_set, range(4)))
+    out = d(train_set)
+    from hf_vdd.data.decoding import normalize
+
+    after_syn = {c: normalize(out.videos[out.labels == c]) for c in range(4)}
+    assert _avg_loss(d, train_set, after_syn) < 0.9 * before  # on embedders never seen during distillation
+    assert out.videos.shape == (4, 4, 3, 32, 32) and out.videos.dtype == torch.float32
+    assert len(out.stats["loss_curve"]) == 40 and out.stats["seconds_per_iteration"] > 0
+
+
+def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
+    cfg = dict(ipc=2, iterations=6, checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    straight = DMDistiller(DMConfig(**cfg))(train_set)
+    again = DMDistiller(DMConfig(**cfg))(train_set)
+    assert torch.equal(straight.videos, again.videos)
+    # "killed" after 3 iterations (checkpoint at 3), then resumed to 6
+    DMDistiller(DMConfig(**(cfg | {"iterations": 3, "checkpointing_steps": 3})))(train_set)
+    assert (tmp_path / "ck" / "checkpoint-3" / "state.pt").is_file()
+    resumed = DMDistiller(DMConfig(**(cfg | {"resume_from_checkpoint": "latest"})))(train_set)
+    assert torch.allclose(resumed.videos, straight.videos, atol=1e-6)
+    assert [round(v, 6) for _, v in resumed.stats["loss_curve"]] == [round(v, 6) for _, v in
+                                                                     straight.stats["loss_curve"]]
+
+
+def test_output_saves_as_float16(train_set, tmp_path):
+    out = DMDistiller(DMConfig(ipc=1, iterations=1, **SMALL))(train_set)
+    back = load_distilled(out.save(tmp_path / "dm"))
+    assert torch.allclose(torch.stack(back.videos), out.videos, atol=2e-2)
+
+
+def test_helpers():
+    g1, g2 = derived_generator(1, 2, 3), derived_generator(1, 2, 3)
+    x = torch.rand(2, 3, 3, 16, 16)
+    assert torch.equal(augment(x, g1), augment(x, g2))
+    assert split_classes(5, 2, 0) == [0, 1, 2] and split_classes(5, 2, 1) == [3, 4]
+    with pytest.raises(ValueError, match="init must be"):
+        DMDistiller(DMConfig(ipc=1, init="zeros")).init_synthetic(None, [0])
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    common = ["recipes/dm.py", "--ipc", "1", "--iterations", "3", "--embed_widths", "8", "16", "16",
+              "--batch_real", "4"]
+    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "one")], cwd=REPO, env=env, check=True,
+                   timeout=600, capture_output=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "two")], cwd=REPO, env=env, check=True,
+                   timeout=600, capture_output=True)
+    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
+    assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
+    curve_one, curve_two = ([v for _, v in x.stats["loss_curve"]] for x in (one, two))
+    assert len(curve_one) == 2 and curve_one == pytest.approx(curve_two, rel=1e-4)
