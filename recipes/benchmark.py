@@ -46,7 +46,7 @@ def write_markdown(records: list[dict], path: Path) -> None:
     for r in records:
         lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc'] or 'all'} | {_fmt(r['top1'])} | {_fmt(r['top5'])} "
                      f"| {_fmt(r['auc'])} | {_fmt(r['f1'])} | {r['distill_seconds']:.1f} | "
-                     f"{r['train_seconds'] / r['runs']:.1f} | {r['setting']} |")
+                     f"{r['train_seconds'] / len(r['runs']):.1f} | {r['setting']} |")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..data.decoding import denormalize, normalize
 from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .matching import ClassSampler, derived_generator, dm_loss, fresh_embedder, split_classes
+from .matching import ClassSampler, derived_generator, dm_losses, fresh_embedder, split_classes
 
 
 @dataclass
@@ -75,11 +75,14 @@ class DMDistiller(Distiller):
             syn[c] = x.clone().requires_grad_(True)
         return syn
 
-    def class_loss(self, net, sampler: ClassSampler, c: int, it: int, syn_pixels: torch.Tensor) -> torch.Tensor:
-        g = derived_generator(self.config.seed, it, c)
-        real = sampler.sample(c, self.config.batch_real, g)
-        aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        return dm_loss(net, real, syn_pixels, seed=aug_seed, augment_strength=self.config.augment_strength)
+    def class_losses(self, net, sampler: ClassSampler, it: int, syn_pixels: dict[int, torch.Tensor]) -> dict:
+        """DM loss of each class in `syn_pixels` at iteration `it` (real batch and augmentation from the seed)."""
+        real, seeds = {}, {}
+        for c in syn_pixels:
+            g = derived_generator(self.config.seed, it, c)
+            real[c] = sampler.sample(c, self.config.batch_real, g)
+            seeds[c] = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength)
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
     def _save_checkpoint(self, accelerator, it: int, syn: dict, momentum: dict, losses: list) -> None:
@@ -126,14 +129,14 @@ class DMDistiller(Distiller):
         for it in bar:
             t0 = time.perf_counter()
             net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
-            total = torch.zeros(())
-            for c in classes:
-                loss = self.class_loss(net, sampler, c, it, denormalize(syn[c]))
-                (grad,) = torch.autograd.grad(loss, syn[c])
-                with torch.no_grad():
+            losses_it = self.class_losses(net, sampler, it, {c: denormalize(syn[c]) for c in classes})
+            total = sum(losses_it.values())
+            grads = torch.autograd.grad(total, [syn[c] for c in classes])  # losses are separable by class
+            with torch.no_grad():
+                for c, grad in zip(classes, grads):
                     momentum[c] = grad if momentum[c] is None else cfg.momentum * momentum[c] + grad
                     syn[c] -= cfg.lr_img * momentum[c]
-                total += loss.detach()
+            total = total.detach()
             iter_seconds.append(time.perf_counter() - t0)
             if accelerator is not None and world > 1:
                 total = accelerator.reduce(total, reduction="sum")

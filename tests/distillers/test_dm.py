@@ -26,7 +26,8 @@ def _avg_loss(d, train_set, syn, its=range(100, 106)):
     total = 0.0
     for it in its:
         net = fresh_embedder(0, it, 4, SMALL["embed_widths"])
-        total += sum(d.class_loss(net, sampler, c, it, denormalize(syn[c])).item() for c in syn)
+        losses = d.class_losses(net, sampler, it, {c: denormalize(s) for c, s in syn.items()})
+        total += sum(v.item() for v in losses.values())
     return total / len(its)
 
 
@@ -61,6 +62,17 @@ def test_output_saves_as_float16(train_set, tmp_path):
     out = DMDistiller(DMConfig(ipc=1, iterations=1, **SMALL))(train_set)
     back = load_distilled(out.save(tmp_path / "dm"))
     assert torch.allclose(torch.stack(back.videos), out.videos, atol=2e-2)
+
+
+def test_batched_losses_equal_per_class():
+    from hf_vdd.distillers.matching import dm_loss, dm_losses
+
+    net = fresh_embedder(0, 0, 3, [8, 16, 16])
+    real = {c: torch.rand(3, 4, 3, 32, 32) for c in range(3)}
+    syn = {c: torch.rand(2, 4, 3, 32, 32) for c in range(3)}
+    batched = dm_losses(net, real, syn, {c: 10 + c for c in range(3)})
+    for c in range(3):
+        assert torch.allclose(batched[c], dm_loss(net, real[c], syn[c], seed=10 + c), rtol=1e-4, atol=1e-6)
 
 
 def test_helpers():
