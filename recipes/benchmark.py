@@ -1,8 +1,8 @@
 """Benchmark: full clips vs single frame (upper bounds) and every requested distiller at every IPC.
 
-    python recipes/benchmark.py --datasets toy-actions --ipc 1 5 --runs 3 --output_dir outputs/benchmark
-    python recipes/benchmark.py --datasets ucf12 --frame_size 64 --num_frames 8 --ipc 1 5 --runs 3 \
-        --output_dir outputs/benchmark-ucf12
+    python recipes/benchmark.py --datasets toy-actions --output_dir outputs/benchmark-toy --readme README.md
+    python recipes/benchmark.py --datasets ucf12 --frame_size 64 --num_frames 8 --batch_size 16 --steps 150 \
+        --full_steps 300 --output_dir outputs/benchmark-ucf12 --readme README.md
 
 Writes `results.json` (one record per cell; cells already there are skipped, `--force` recomputes) and
 `results.md` (the leaderboard).
@@ -34,6 +34,8 @@ class BenchmarkArgs:
     seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
     output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results go."})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
+    readme: str | None = field(default=None, metadata={"help": "Also write the table into this README between "
+                                                             "`<!-- results:<output_dir name>:start/end -->`."})
 
 
 def _fmt(m):
@@ -87,7 +89,19 @@ def main():
             print(f"{dataset} {method} ipc={ipc}: {report.summary()} "
                   f"(per class {[round(p) for p in report.per_class]})", flush=True)
     write_markdown(records, out / "results.md")
+    if args.readme:
+        update_readme(Path(args.readme), out.name, (out / "results.md").read_text())
     print((out / "results.md").read_text())
+
+
+def update_readme(readme: Path, key: str, table: str) -> None:
+    """Replace the block between `<!-- results:<key>:start -->` and `<!-- results:<key>:end -->`."""
+    text = readme.read_text()
+    start, end = f"<!-- results:{key}:start -->", f"<!-- results:{key}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block; add one where the table should go.")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + table + rest[rest.index(end):])
 
 
 if __name__ == "__main__":
