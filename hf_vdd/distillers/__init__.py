@@ -25,3 +25,6 @@ __all__ = [
 from .dm import DMConfig, DMDistiller  # noqa: E402
 
 __all__ += ["DMConfig", "DMDistiller"]
+from .idtd import IDTDConfig, IDTDDistiller, IDTDGenerator  # noqa: E402
+
+__all__ += ["IDTDConfig", "IDTDDistiller", "IDTDGenerator"]

@@ -1,0 +1,330 @@
+"""IDTD — Information Diversification and Temporal Densification (Video Set Distillation), Alg. 1 of the paper.
+
+For each class `n` and instance `m`: a learnable Feature Pool `p` (`P` frames), `K` Feature Selectors (light linear
+maps over the pool's frames) producing Diverse Segments `d_k = s_k(p)` of `L = ceil(T / K)` frames, and a Temporal
+Fusor `f` (a light 1-D convolution along time over the concatenated segments, resampled to `T`) producing the
+synthetic video `v`. Training minimises, class by class,
+
+    L = L_M(D, T) + a1 * L_div + a2 * L_M(V', T),     V' = tau(V, mu) (Stochastic Temporal Augmentation)
+
+with `L_M` the shared DM loss. **Diversity loss direction.** Eq. 1 as printed is a sum of squared distances
+between segment features; minimising it would pull the segments together. We implement the intended direction:
+`L_div` is the mean pairwise cosine similarity of segment embeddings, in [-1, 1] — minimising it pushes the segments
+apart and it cannot diverge (a negated distance would be unbounded below).
+
+Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled and stitched, no optimisation),
+`B` (temporal densification only: learnable segments initialised from K real clips + fusor, no pool/selectors),
+`C` (information diversification only: pool + selectors, segments stitched without a fusor); Tab. 4 via
+`selector_matching`, `diversity`, `fusor_matching`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import gather_object
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.decoding import denormalize, normalize
+from ..utils import atomic_folder
+from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
+from .matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
+
+ABLATIONS = ("full", "A", "B", "C")
+
+
+@dataclass
+class IDTDConfig(DistillerConfig):
+    iterations: int = field(default=1000, metadata={"help": "Optimisation iterations."})
+    lr: float = field(default=0.01, metadata={"help": "Adam learning rate of pool, selectors, fusor (paper: 0.01)."})
+    num_selectors: int = field(default=8, metadata={"help": "K, Feature Selectors per instance (paper: 8)."})
+    alpha1: float = field(default=0.05, metadata={"help": "Weight of the diversity loss (paper: 0.05)."})
+    alpha2: float = field(default=1e-4, metadata={"help": "Weight of the fused-video matching loss (paper: 1e-4)."})
+    selector_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the Diverse Segments."})
+    diversity: bool = field(default=True, metadata={"help": "Tab. 4: diversity loss among segments."})
+    fusor_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the augmented fused video."})
+    ablation: str = field(default="full", metadata={"help": "Tab. 3: full | A | B | C."})
+    sta_min_fraction: float = field(default=0.5, metadata={"help": "Shortest interval kept by temporal augmentation."})
+    batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
+    augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
+    embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
+                                    metadata={"help": "Widths of the random ConvNet3D embedder."})
+    checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
+    checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint folder or `latest`."})
+    log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
+
+
+class IDTDGenerator(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "idtd"]):
+    """All learned IDTD state: per class `n`, instance `m` a pool, K selectors and a fusor.
+
+    `forward(c)` → `(videos (M, T, C, S, S), segments (M, K, L, C, S, S))`, normalised space.
+    """
+
+    def __init__(self, num_classes: int, ipc: int, num_frames: int, frame_size: int, num_selectors: int = 8,
+                 ablation: str = "full", channels: int = 3):
+        super().__init__()
+        if ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {ABLATIONS}, got '{ablation}'.")
+        self.num_classes, self.ipc, self.num_frames, self.frame_size = num_classes, ipc, num_frames, frame_size
+        self.k, self.ablation = num_selectors, ablation
+        self.seg_len = math.ceil(num_frames / num_selectors)
+        m, k, seg, t, c, s = ipc, num_selectors, self.seg_len, num_frames, channels, frame_size
+        pool_frames = t
+        if ablation == "B":  # segments are learnable directly, no pool / selectors
+            self.segments = nn.ParameterList([nn.Parameter(torch.zeros(m, k, seg, c, s, s))
+                                              for _ in range(num_classes)])
+        else:
+            self.pool = nn.ParameterList([nn.Parameter(torch.zeros(m, pool_frames, c, s, s))
+                                          for _ in range(num_classes)])
+            self.sel_weight = nn.ParameterList([nn.Parameter(torch.zeros(m, k, seg, pool_frames))
+                                                for _ in range(num_classes)])
+            self.sel_bias = nn.ParameterList([nn.Parameter(torch.zeros(m, k, seg, c)) for _ in range(num_classes)])
+        if ablation in ("full", "B"):
+            eye = torch.zeros(c, c, 3)
+            eye[:, :, 1] = torch.eye(c)
+            self.fusor_weight = nn.ParameterList([nn.Parameter(eye.expand(m, c, c, 3).clone())
+                                                  for _ in range(num_classes)])
+            self.fusor_bias = nn.ParameterList([nn.Parameter(torch.zeros(m, c)) for _ in range(num_classes)])
+
+    def class_parameters(self, c: int) -> list[nn.Parameter]:
+        names = ("segments", "pool", "sel_weight", "sel_bias", "fusor_weight", "fusor_bias")
+        return [getattr(self, n)[c] for n in names if hasattr(self, n)]
+
+    def init_from_real(self, c: int, clips: torch.Tensor) -> None:
+        """Initialise class `c` from `(M * K, T, C, S, S)` normalised real clips (the first M seed the pools)."""
+        m, k, seg, t = self.ipc, self.k, self.seg_len, self.num_frames
+        with torch.no_grad():
+            if self.ablation == "B":
+                idx = torch.linspace(0, t - 1, seg).round().long()
+                self.segments[c].copy_(clips[: m * k, idx].reshape(m, k, seg, *clips.shape[2:]))
+                return
+            self.pool[c].copy_(clips[:m])
+            # selector k initially picks the k-th temporal segment of the pool (plus a little noise)
+            w = torch.zeros(m, k, seg, t)
+            for j in range(k):
+                for i in range(seg):
+                    w[:, j, i, min(t - 1, (j * seg + i) * t // (k * seg))] = 1.0
+            g = torch.Generator().manual_seed(c)
+            self.sel_weight[c].copy_(w + 0.01 * torch.randn(w.shape, generator=g))
+
+    def segments_of(self, c: int) -> torch.Tensor:
+        if self.ablation == "B":
+            return self.segments[c]
+        d = torch.einsum("mkst,mtchw->mkschw", self.sel_weight[c], self.pool[c])
+        return d + self.sel_bias[c][..., None, None]
+
+    def forward(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.segments_of(c)                                       # (M, K, L, C, S, S)
+        m, k, seg, ch, s, _ = d.shape
+        stitched = d.reshape(m, k * seg, ch, s, s)                    # concatenated along time
+        if self.ablation in ("full", "B"):                            # Temporal Fusor: conv along time
+            fused = []
+            for i in range(m):  # each pixel's (C, K*L) sequence through instance i's conv (C -> C, kernel 3)
+                x = stitched[i].permute(2, 3, 1, 0).reshape(s * s, ch, k * seg)
+                y = F.conv1d(x, self.fusor_weight[c][i], self.fusor_bias[c][i], padding=1)
+                fused.append(y.view(s, s, ch, k * seg).permute(3, 2, 0, 1))
+            stitched = torch.stack(fused)
+        return resample_time(stitched, self.num_frames), d
+
+
+def resample_time(videos: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linear resampling of `(N, T, C, H, W)` along time to `num_frames` frames (differentiable)."""
+    n, t, c, h, w = videos.shape
+    if t == num_frames:
+        return videos
+    x = videos.permute(0, 2, 3, 4, 1).reshape(n, c * h * w, t)
+    x = F.interpolate(x, size=num_frames, mode="linear", align_corners=True)
+    return x.view(n, c, h, w, num_frames).permute(0, 4, 1, 2, 3)
+
+
+def stochastic_temporal_augmentation(videos: torch.Tensor, generator: torch.Generator,
+                                     min_fraction: float = 0.5) -> torch.Tensor:
+    """tau(v, mu): keep a random interval mu = [s, e] of the clip (e - s >= min_fraction), resize back to T."""
+    t = videos.shape[1]
+    length = min_fraction + (1 - min_fraction) * float(torch.rand(1, generator=generator))
+    start = (1 - length) * float(torch.rand(1, generator=generator))
+    pos = torch.linspace(start, start + length, t) * (t - 1)
+    lo = pos.floor().long().clamp(0, t - 1)
+    hi = (lo + 1).clamp(max=t - 1)
+    frac = (pos - lo.float()).view(1, t, 1, 1, 1)
+    return videos[:, lo] * (1 - frac) + videos[:, hi] * frac
+
+
+def diversity_loss(embeddings: torch.Tensor) -> torch.Tensor:
+    """Mean pairwise cosine similarity of `(M, K, D)` segment embeddings; in [-1, 1], lower = more diverse."""
+    z = F.normalize(embeddings, dim=-1)
+    sim = z @ z.transpose(1, 2)                                       # (M, K, K)
+    k = sim.shape[-1]
+    off = ~torch.eye(k, dtype=torch.bool)
+    return sim[:, off].mean()
+
+
+@register_distiller
+class IDTDDistiller(Distiller):
+    """`IDTDDistiller(IDTDConfig(ipc=5))(train_set, accelerator)` → float `DistillationOutput`."""
+
+    name = "idtd"
+    config_class = IDTDConfig
+
+    def __init__(self, config=None, generator: IDTDGenerator | None = None, **kwargs):
+        super().__init__(config, **kwargs)
+        if self.config.ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {ABLATIONS}, got '{self.config.ablation}'.")
+        self.generator = generator
+
+    # ---- one class, one iteration ----------------------------------------------------------------------------
+    def class_loss(self, net, sampler, c: int, it: int) -> tuple[torch.Tensor, dict]:
+        cfg, gen = self.config, self.generator
+        g = derived_generator(cfg.seed, it, c)
+        real = sampler.sample(c, cfg.batch_real, g)                    # pixel space (B, T, C, S, S)
+        aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        v, d = gen(c)
+        m, k, seg = d.shape[:3]
+        parts, total = {}, torch.zeros(())
+
+        def emb(x):
+            return net.embed(normalize(augment(x, torch.Generator().manual_seed(aug_seed), cfg.augment_strength)))
+
+        with torch.no_grad():
+            real_mean = emb(real).mean(0)
+        seg_pixels = denormalize(d.reshape(m * k, seg, *d.shape[3:]))
+        if cfg.selector_matching or cfg.diversity:
+            seg_emb = emb(seg_pixels)
+            if cfg.selector_matching:  # L_M(D, T): segments against real windows of the same length
+                start = int(torch.randint(0, real.shape[1] - seg + 1, (1,), generator=g))
+                with torch.no_grad():
+                    real_win = emb(real[:, start:start + seg]).mean(0)
+                parts["match_segments"] = ((real_win - seg_emb.mean(0)) ** 2).sum()
+                total = total + parts["match_segments"]
+            if cfg.diversity and k > 1:
+                parts["diversity"] = diversity_loss(seg_emb.view(m, k, -1))
+                total = total + cfg.alpha1 * parts["diversity"]
+        if cfg.fusor_matching:  # L_M(V', T) on the stochastically augmented fused video
+            v_aug = stochastic_temporal_augmentation(denormalize(v), g, cfg.sta_min_fraction)
+            parts["match_video"] = ((real_mean - emb(v_aug).mean(0)) ** 2).sum()
+            total = total + cfg.alpha2 * parts["match_video"]
+        return total, {key: val.item() for key, val in parts.items()}
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def _state(self, classes, optimizers):
+        return {c: ([p.detach().clone() for p in self.generator.class_parameters(c)], optimizers[c].state_dict())
+                for c in classes}
+
+    def _save_checkpoint(self, accelerator, it, classes, optimizers, losses):
+        state = self._state(classes, optimizers)
+        parts = gather_object([state]) if accelerator else [state]
+        if accelerator is None or accelerator.is_main_process:
+            merged = {k: v for part in parts for k, v in part.items()}
+            with atomic_folder(Path(self.config.checkpoint_dir or ".") / f"checkpoint-{it}") as tmp:
+                torch.save({"iteration": it, "classes": merged, "losses": losses}, tmp / "state.pt")
+                (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+
+    def _load_checkpoint(self, classes, optimizers):
+        from .dm import _latest_checkpoint
+
+        path = self.config.resume_from_checkpoint
+        path = _latest_checkpoint(self.config.checkpoint_dir) if path == "latest" else Path(path)
+        if not (path / "state.pt").is_file():
+            raise FileNotFoundError(f"{path / 'state.pt'} not found; pass a checkpoint-<N> folder or `latest`.")
+        state = torch.load(path / "state.pt", weights_only=False)
+        for c in classes:
+            params, opt = state["classes"][c]
+            with torch.no_grad():
+                for p, saved in zip(self.generator.class_parameters(c), params):
+                    p.copy_(saved)
+            optimizers[c].load_state_dict(opt)
+        return state["iteration"], state["losses"]
+
+    # ---- main ---------------------------------------------------------------------------------------------------
+    def __call__(self, train_set, accelerator=None) -> DistillationOutput:
+        cfg = self.config
+        # 1. check the request, split classes across processes
+        self.check_ipc(train_set)
+        rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+        classes = split_classes(train_set.num_classes, world, rank)
+        start_time = time.perf_counter()
+        sampler = ClassSampler(train_set)
+        # 2. build the generator and initialise it from real clips (seeded per class)
+        if self.generator is None:
+            kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
+            self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
+                                           cfg.num_selectors, kind)
+            for c in range(train_set.num_classes):
+                idx = train_set.indices_per_class()[c]
+                g = derived_generator(cfg.seed, 1 << 30, c)
+                pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
+                pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
+                self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
+        losses, start = [], 0
+        if cfg.ablation != "A":
+            optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
+            if cfg.resume_from_checkpoint:
+                start, losses = self._load_checkpoint(classes, optimizers)
+            show = accelerator is None or accelerator.is_local_main_process
+            bar = tqdm(range(start, cfg.iterations), desc=f"IDTD[{cfg.ablation}]", disable=not show, initial=start,
+                       total=cfg.iterations)
+            # 3. class-by-class updates each iteration, with a fresh frozen embedder
+            for it in bar:
+                net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
+                total, parts_sum = torch.zeros(()), {}
+                for c in classes:
+                    loss, parts = self.class_loss(net, sampler, c, it)
+                    optimizers[c].zero_grad()
+                    loss.backward()
+                    optimizers[c].step()
+                    total += loss.detach()
+                    for key, val in parts.items():
+                        parts_sum[key] = parts_sum.get(key, 0.0) + val
+                if accelerator is not None and world > 1:
+                    total = accelerator.reduce(total, reduction="sum")
+                if it % cfg.log_every == 0 or it == cfg.iterations - 1:
+                    losses.append((it, float(total) / train_set.num_classes))
+                    bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
+                if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
+                    self._save_checkpoint(accelerator, it + 1, classes, optimizers, losses)
+        # 4. synthesization pass (no augmentation), gathered on every process
+        with torch.no_grad():
+            local = {c: (denormalize(self.generator(c)[0]), [p.detach() for p in self.generator.class_parameters(c)])
+                     for c in classes}
+        merged = {k: v for part in (gather_object([local]) if world > 1 else [local]) for k, v in part.items()}
+        with torch.no_grad():
+            for c, (_, params) in merged.items():
+                for p, saved in zip(self.generator.class_parameters(c), params):
+                    p.copy_(saved)
+        videos = torch.cat([merged[c][0] for c in range(train_set.num_classes)])
+        labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
+        return DistillationOutput(
+            videos=videos, labels=labels, class_names=train_set.class_names,
+            method=self.name if cfg.ablation == "full" else f"{self.name}-{cfg.ablation}", ipc=cfg.ipc,
+            source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
+            seed=cfg.seed, config=cfg.to_dict(),
+            stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses,
+                   "num_processes": world})
+
+    # ---- learned state on the Hub -------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str) -> None:
+        """`generator/` (PyTorchModelHubMixin: config.json, model.safetensors, README.md) + `idtd_config.json`."""
+        if self.generator is None:
+            raise ValueError("Nothing to save: run the distiller (or pass a generator) first.")
+        with atomic_folder(save_directory) as tmp:
+            self.generator.save_pretrained(tmp / "generator")
+            (tmp / "idtd_config.json").write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def from_pretrained(cls, folder: str) -> IDTDDistiller:
+        folder = Path(folder)
+        if not (folder / "idtd_config.json").is_file():
+            raise FileNotFoundError(f"{folder} has no idtd_config.json; save one with IDTDDistiller.save_pretrained.")
+        config = IDTDConfig(**json.loads((folder / "idtd_config.json").read_text()))
+        return cls(config, generator=IDTDGenerator.from_pretrained(folder / "generator"))
