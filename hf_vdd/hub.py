@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi, ModelCard, ModelCardData, snapshot_download
 
 TEMPLATES = importlib.resources.files("hf_vdd") / "model_cards"
 
@@ -21,6 +21,28 @@ def template_path(name: str) -> str:
 def render_dataset_card(card_data: DatasetCardData, template: str = "distilled_dataset_card.md",
                         **kwargs) -> DatasetCard:
     return DatasetCard.from_template(card_data, template_path=template_path(template), **kwargs)
+
+
+def render_distiller_card(method: str, class_name: str, source: str, ipc: int, num_frames: int, frame_size: int,
+                          parts: str, config_json: str, repo_id: str = "<org>/<repo>") -> ModelCard:
+    data = ModelCardData(library_name="hf_vdd", tags=["hf_vdd", "dataset-distillation", method],
+                         datasets=[source] if "/" in source else None)
+    return ModelCard.from_template(data, template_path=template_path("distiller_card.md"), method=method,
+                                   class_name=class_name, source=source, ipc=ipc, num_frames=num_frames,
+                                   frame_size=frame_size, parts=parts, config_json=config_json, repo_id=repo_id)
+
+
+def resolve_folder(id_or_dir: str | os.PathLike, what: str) -> Path:
+    """A local folder as is, otherwise `snapshot_download` of a Hub model repo (clear error when unreachable)."""
+    path = Path(id_or_dir)
+    if path.is_dir():
+        return path
+    try:
+        return Path(snapshot_download(str(id_or_dir)))
+    except Exception as err:  # noqa: BLE001
+        raise FileNotFoundError(f"Could not load {what} '{id_or_dir}': not a local folder, and the Hub said "
+                                f"{str(err).splitlines()[0][:160]}. Pass the folder written by "
+                                f"save_pretrained.") from err
 
 
 def save_frames_grid(videos, labels, class_names, path: str | os.PathLike, max_classes: int = 12,

@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.decoding import denormalize, normalize
+from ..hub import render_distiller_card, resolve_folder, with_temp_folder
 from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
@@ -313,17 +314,27 @@ class IDTDDistiller(Distiller):
                    "num_processes": world})
 
     # ---- learned state on the Hub -------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str) -> None:
-        """`generator/` (PyTorchModelHubMixin: config.json, model.safetensors, README.md) + `idtd_config.json`."""
+    def save_pretrained(self, save_directory: str, repo_id: str = "<org>/<repo>", source: str = "unknown") -> None:
+        """`generator/` (PyTorchModelHubMixin: config.json, model.safetensors) + `idtd_config.json` + card."""
         if self.generator is None:
             raise ValueError("Nothing to save: run the distiller (or pass a generator) first.")
+        gen = self.generator
         with atomic_folder(save_directory) as tmp:
-            self.generator.save_pretrained(tmp / "generator")
+            gen.save_pretrained(tmp / "generator")
             (tmp / "idtd_config.json").write_text(json.dumps(asdict(self.config), indent=2))
+            render_distiller_card(
+                "idtd", type(self).__name__, source, gen.ipc, gen.num_frames, gen.frame_size,
+                f"Feature Pool + {gen.k} Feature Selectors + Temporal Fusor per instance (ablation {gen.ablation})",
+                json.dumps(asdict(self.config), indent=2), repo_id).save(tmp / "README.md")
+
+    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
+        """Upload the `save_pretrained` folder to a Hub model repo."""
+        return with_temp_folder(lambda folder: self.save_pretrained(folder, repo_id=repo_id), repo_id,
+                                repo_type="model", token=token, private=private)
 
     @classmethod
-    def from_pretrained(cls, folder: str) -> IDTDDistiller:
-        folder = Path(folder)
+    def from_pretrained(cls, id_or_dir: str) -> IDTDDistiller:
+        folder = resolve_folder(id_or_dir, "IDTD distiller")
         if not (folder / "idtd_config.json").is_file():
             raise FileNotFoundError(f"{folder} has no idtd_config.json; save one with IDTDDistiller.save_pretrained.")
         config = IDTDConfig(**json.loads((folder / "idtd_config.json").read_text()))

@@ -63,9 +63,24 @@ def test_save_and_from_pretrained(train_set, tmp_path):
     d(train_set)
     d.save_pretrained(tmp_path / "idtd")
     assert (tmp_path / "idtd" / "generator" / "model.safetensors").is_file()
+    assert "IDTDDistiller.from_pretrained" in (tmp_path / "idtd" / "README.md").read_text()
     back = IDTDDistiller.from_pretrained(tmp_path / "idtd")
     assert torch.allclose(back.generator(0)[0], d.generator(0)[0]) and back.config.ipc == 1
     with pytest.raises(ValueError, match="ablation"):
         IDTDGenerator(2, 1, 8, 32, ablation="Z")
     with pytest.raises(FileNotFoundError, match="idtd_config.json"):
         IDTDDistiller.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="Could not load IDTD distiller 'org/missing'"):
+        IDTDDistiller.from_pretrained("org/missing")
+    with pytest.raises(RuntimeError, match="Could not push to the Hub model repo"):
+        d.push_to_hub("org/idtd-toy")
+
+
+def test_checkpoint_resume_matches(train_set, tmp_path):
+    cfg = dict(ipc=1, iterations=4, checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    straight = IDTDDistiller(IDTDConfig(**cfg))(train_set)
+    IDTDDistiller(IDTDConfig(**(cfg | {"iterations": 2, "checkpointing_steps": 2})))(train_set)
+    resumed = IDTDDistiller(IDTDConfig(**(cfg | {"resume_from_checkpoint": "latest"})))(train_set)
+    assert torch.allclose(resumed.videos, straight.videos, atol=1e-5)
+    assert [round(v, 5) for _, v in resumed.stats["loss_curve"]] == [round(v, 5) for _, v in
+                                                                     straight.stats["loss_curve"]]
