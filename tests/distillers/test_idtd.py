@@ -84,3 +84,29 @@ def test_checkpoint_resume_matches(train_set, tmp_path):
     assert torch.allclose(resumed.videos, straight.videos, atol=1e-5)
     assert [round(v, 5) for _, v in resumed.stats["loss_curve"]] == [round(v, 5) for _, v in
                                                                      straight.stats["loss_curve"]]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hf_vdd import load_distilled
+    from tests.conftest import REPO
+
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    common = ["recipes/idtd.py", "--ipc", "1", "--iterations", "2", "--embed_widths", "8", "16", "16",
+              "--batch_real", "4", "--log_every", "1"]
+    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "one")], cwd=REPO, env=env, check=True,
+                   timeout=600, capture_output=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "two")], cwd=REPO, env=env, check=True,
+                   timeout=600, capture_output=True)
+    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
+    assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
+    assert [v for _, v in one.stats["loss_curve"]] == pytest.approx([v for _, v in two.stats["loss_curve"]], rel=1e-4)
+    assert (tmp_path / "two.distiller" / "generator" / "model.safetensors").is_file()
