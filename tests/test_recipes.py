@@ -40,3 +40,12 @@ def test_recipe_bad_input_exits_cleanly(tmp_path):
     assert res.returncode == 2 and "Unknown dataset 'no/such-dataset'" in res.stderr
     res = run("recipes/coreset.py", "--frame_size", "0", check=False)
     assert res.returncode == 2 and "must be > 0" in res.stderr
+
+
+def test_demo_quick(tmp_path):
+    out_dir = tmp_path / "demo"
+    res = run("recipes/demo.py", "--ipc", "1", "--runs", "1", "--steps", "2", "--full_steps", "2",
+              "--output_dir", str(out_dir))
+    assert "| random IPC 1 | 10 |" in res.stdout and "| full real train split | 400 |" in res.stdout
+    card = (out_dir / "README.md").read_text()
+    assert "full data (upper bound)" in card and len(load_dataset(str(out_dir), split="train")) == 10
