@@ -1,8 +1,8 @@
 """Benchmark: full clips vs single frame (upper bounds) and every requested distiller at every IPC.
 
     python recipes/benchmark.py --datasets toy-actions --output_dir outputs/benchmark-toy --readme README.md
-    python recipes/benchmark.py --datasets ucf12 --frame_size 64 --num_frames 8 --batch_size 16 --steps 150 \
-        --full_steps 300 --output_dir outputs/benchmark-ucf12 --readme README.md
+    python recipes/benchmark.py --datasets ucf12 --frame_size 32 --num_frames 8 --batch_size 16 --steps 300 \
+        --full_steps 1000 --output_dir outputs/benchmark-ucf12 --readme README.md
 
 Writes `results.json` (one record per cell; cells already there are skipped, `--force` recomputes) and
 `results.md` (the leaderboard).
