@@ -121,8 +121,7 @@ def predict(model: torch.nn.Module, test_set: Dataset, config: TrainConfig,
     """Softmax probabilities `(N, K)` and labels `(N,)` on `test_set`, gathered over processes."""
     accelerator = make_accelerator(accelerator)
     loader = accelerator.prepare(DataLoader(test_set, batch_size=max(64, accelerator.num_processes), shuffle=False))
-    model = accelerator.prepare(model) if not isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    model.eval()
+    model = model.to(accelerator.device).eval()  # same weights on every process; each scores its shard
     probs, labels = [], []
     for x, y, *_ in loader:
         p = F.softmax(model(_prepare_inputs(x, config.standardize)).float(), -1)

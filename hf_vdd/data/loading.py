@@ -285,6 +285,11 @@ class VideoClassificationSet(torch.utils.data.Dataset):
             new._cache = [self._cache[i] for i in indices]
         return new
 
+    @property
+    def row_indices(self) -> np.ndarray:
+        """Row index in the underlying `datasets.Dataset` of each item (after skipping/subsetting)."""
+        return self._index
+
     def indices_per_class(self) -> dict[int, np.ndarray]:
         return {c: np.flatnonzero(self.labels == c) for c in range(self.num_classes)}
 

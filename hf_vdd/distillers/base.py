@@ -197,8 +197,9 @@ def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) ->
                                     f"DistillationOutput.save().")
         ds = load_dataset(str(path), split="train")
     else:
-        if os.sep in str(id_or_dir) and not str(id_or_dir).count("/") == 1:
-            raise FileNotFoundError(f"Distilled-set folder '{id_or_dir}' does not exist.")
+        if str(id_or_dir).startswith((".", "/", "~")) or str(id_or_dir).count("/") != 1:
+            raise FileNotFoundError(f"Distilled-set folder '{id_or_dir}' does not exist (and it is not an "
+                                    f"<org>/<name> Hub id).")
         try:
             meta_file = hf_hub_download(str(id_or_dir), "distillation.json", repo_type="dataset", revision=revision)
             ds = load_dataset(str(id_or_dir), split="train", revision=revision)

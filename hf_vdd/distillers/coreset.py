@@ -73,7 +73,7 @@ class _CoresetDistiller(Distiller):
             class_names=train_set.class_names, method=self.name, ipc=self.config.ipc,
             source=train_set.name.split(":")[0],
             frame_size=train_set.frame_size, num_frames=train_set.num_frames, seed=self.config.seed,
-            source_index=torch.as_tensor(train_set._index[chosen]), config=self.config.to_dict(),
+            source_index=torch.as_tensor(train_set.row_indices[chosen]), config=self.config.to_dict(),
             stats={"distill_seconds": time.perf_counter() - start})
 
 

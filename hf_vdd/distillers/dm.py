@@ -8,7 +8,6 @@ the same seed, because every random draw is derived from `(seed, iteration, clas
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -157,4 +156,4 @@ class DMDistiller(Distiller):
             stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses,
                    "seconds_per_iteration": sum(iter_seconds) / max(1, len(iter_seconds)),
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "num_processes": world, "pid": os.getpid()})
+                   "num_processes": world})
