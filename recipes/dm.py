@@ -17,7 +17,8 @@ def main():
     out.output_dir = out.output_dir or f"outputs/{data.dataset}-ipc{config.ipc}-dm"
     config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
     train = data.load("train").preload(show_progress=accelerator.is_local_main_process)
-    output = DMDistiller(config)(train, accelerator=accelerator)
+    eval_set = data.load("test") if config.eval_every else None
+    output = DMDistiller(config)(train, accelerator=accelerator, eval_set=eval_set)
     finish(output, data, out, accelerator)
 
 

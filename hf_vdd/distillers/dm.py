@@ -40,6 +40,9 @@ class DMConfig(DistillerConfig):
     resume_from_checkpoint: str | None = field(default=None, metadata={
         "help": "A checkpoint folder, or `latest` (newest in --checkpoint_dir)."})
     log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
+    eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
+                                                         "needs an eval_set)."})
+    eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
 
 
 def _latest_checkpoint(folder: str | None) -> Path:
@@ -108,7 +111,21 @@ class DMDistiller(Distiller):
         return state["iteration"], syn, {c: state["momentum"][c] for c in classes}, state["losses"]
 
     # ---- main loop ----------------------------------------------------------------------------------------------
-    def __call__(self, train_set, accelerator=None) -> DistillationOutput:
+    def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
+        from ..training import TensorVideoSet, TrainConfig, evaluate_distilled
+
+        local = {c: denormalize(syn[c].detach()) for c in syn}
+        merged = {k: v for part in (gather_object([local]) if accelerator and accelerator.num_processes > 1
+                                    else [local]) for k, v in part.items()}
+        videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
+        labels = torch.arange(train_set.num_classes).repeat_interleave(self.config.ipc)
+        report = evaluate_distilled(TensorVideoSet(videos, labels), eval_set,
+                                    TrainConfig(runs=1, steps=self.config.eval_steps, seed=self.config.seed,
+                                                show_progress=False), accelerator=accelerator)
+        return report.top1["mean"]
+
+    def __call__(self, train_set, accelerator=None, eval_set=None) -> DistillationOutput:
+        """Distil `train_set`; with `eval_every > 0` and an `eval_set` (real test split), track accuracy."""
         cfg = self.config
         # 1. check the request; split classes across processes
         self.check_ipc(train_set)
@@ -123,7 +140,7 @@ class DMDistiller(Distiller):
             start, syn, momentum, losses = 0, self.init_synthetic(train_set, classes), {c: None for c in classes}, []
         show = accelerator is None or accelerator.is_local_main_process
         bar = tqdm(range(start, cfg.iterations), desc="DM", disable=not show, initial=start, total=cfg.iterations)
-        iter_seconds = []
+        iter_seconds, eval_curve = [], []
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
         for it in bar:
             t0 = time.perf_counter()
@@ -144,6 +161,9 @@ class DMDistiller(Distiller):
                 bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
             if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
                 self._save_checkpoint(accelerator, it + 1, syn, momentum, losses)
+            if cfg.eval_every and eval_set is not None and (it + 1) % cfg.eval_every == 0:
+                eval_curve.append((it + 1, self._evaluate(syn, train_set, eval_set, accelerator)))
+                bar.write(f"DM iteration {it + 1}: top-1 {eval_curve[-1][1]:.1f}")
         # 4. gather every class on every process and return pixel-space videos
         local = {c: denormalize(syn[c].detach()) for c in classes}
         merged = {k: v for part in (gather_object([local]) if world > 1 else [local]) for k, v in part.items()}
@@ -153,7 +173,7 @@ class DMDistiller(Distiller):
             videos=videos, labels=labels, class_names=train_set.class_names, method=self.name, ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
             seed=cfg.seed, config=cfg.to_dict(),
-            stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses,
+            stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses, "eval_curve": eval_curve,
                    "seconds_per_iteration": sum(iter_seconds) / max(1, len(iter_seconds)),
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "num_processes": world})

@@ -58,6 +58,13 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
                                                                      straight.stats["loss_curve"]]
 
 
+def test_periodic_evaluation(train_set, tiny_toy):
+    test = load_video_dataset(tiny_toy, "test", num_frames=4, frame_size=32)
+    out = DMDistiller(DMConfig(ipc=1, iterations=4, eval_every=2, eval_steps=2, **SMALL))(train_set, eval_set=test)
+    assert [it for it, _ in out.stats["eval_curve"]] == [2, 4]
+    assert all(0 <= acc <= 100 for _, acc in out.stats["eval_curve"])
+
+
 def test_output_saves_as_float16(train_set, tmp_path):
     out = DMDistiller(DMConfig(ipc=1, iterations=1, **SMALL))(train_set)
     back = load_distilled(out.save(tmp_path / "dm"))
