@@ -33,6 +33,8 @@ class BenchmarkArgs:
     batch_size: int = field(default=32, metadata={"help": "Student batch size."})
     seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
     output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results go."})
+    overrides: str = field(default="{}", metadata={
+        "help": 'JSON of per-method config fields, e.g. \'{"dm": {"iterations": 200}}\'.'})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
     readme: str | None = field(default=None, metadata={"help": "Also write the table into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})
@@ -54,6 +56,7 @@ def write_markdown(records: list[dict], path: Path) -> None:
 
 def main():
     (args,) = parse_args(BenchmarkArgs)
+    overrides = json.loads(args.overrides)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"
@@ -74,13 +77,15 @@ def main():
             static = method == "static"
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
             start = time.perf_counter()
-            data = train if ipc is None else get_distiller(method)(ipc=ipc, seed=args.seed)(train)
+            kwargs = overrides.get(method, {})
+            data = train if ipc is None else get_distiller(method)(ipc=ipc, seed=args.seed, **kwargs)(train)
             distill_seconds = time.perf_counter() - start
             steps = args.full_steps if ipc is None else args.steps
             report = evaluate_distilled(data, test, TrainConfig(runs=args.runs, steps=steps, seed=args.seed,
                                                                 batch_size=args.batch_size, show_progress=False))
             rec = report.to_dict() | {"dataset": dataset, "method": method, "ipc": ipc, "setting": setting,
                                       "class_names": test.class_names, "distill_seconds": distill_seconds,
+                                      "distiller_overrides": kwargs if ipc is not None else {},
                                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                       "hf_vdd_version": __version__}
             records.append(rec)
