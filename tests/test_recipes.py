@@ -49,3 +49,19 @@ def test_demo_quick(tmp_path):
     assert "| random IPC 1 | 10 |" in res.stdout and "| full real train split | 400 |" in res.stdout
     card = (out_dir / "README.md").read_text()
     assert "full data (upper bound)" in card and len(load_dataset(str(out_dir), split="train")) == 10
+
+
+def test_every_recipe_parses_its_flags(monkeypatch, capsys):
+    import importlib.util
+
+    import pytest
+
+    for script in sorted((REPO / "recipes").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"recipe_{script.stem}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setattr(sys, "argv", [script.name, "--help"])
+        with pytest.raises(SystemExit) as exit_info:
+            module.main()
+        assert exit_info.value.code == 0, script.name
+        assert "--" in capsys.readouterr().out

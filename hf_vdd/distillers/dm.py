@@ -42,7 +42,7 @@ class DMConfig(DistillerConfig):
     log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
     eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
                                                          "needs an eval_set)."})
-    eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
+    periodic_eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
 
 
 def _latest_checkpoint(folder: str | None) -> Path:
@@ -120,7 +120,7 @@ class DMDistiller(Distiller):
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(self.config.ipc)
         report = evaluate_distilled(TensorVideoSet(videos, labels), eval_set,
-                                    TrainConfig(runs=1, steps=self.config.eval_steps, seed=self.config.seed,
+                                    TrainConfig(runs=1, steps=self.config.periodic_eval_steps, seed=self.config.seed,
                                                 show_progress=False), accelerator=accelerator)
         return report.top1["mean"]
 

@@ -60,7 +60,8 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
 
 def test_periodic_evaluation(train_set, tiny_toy):
     test = load_video_dataset(tiny_toy, "test", num_frames=4, frame_size=32)
-    out = DMDistiller(DMConfig(ipc=1, iterations=4, eval_every=2, eval_steps=2, **SMALL))(train_set, eval_set=test)
+    cfg = DMConfig(ipc=1, iterations=4, eval_every=2, periodic_eval_steps=2, **SMALL)
+    out = DMDistiller(cfg)(train_set, eval_set=test)
     assert [it for it, _ in out.stats["eval_curve"]] == [2, 4]
     assert all(0 <= acc <= 100 for _, acc in out.stats["eval_curve"])
 
