@@ -70,3 +70,19 @@ def shared_data():
     if not folder.is_dir():
         pytest.skip(f"shared real footage not found at {folder}; set HF_VDD_SHARED_DATA")
     return folder
+
+
+TWO_CPU_PROCESSES = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def run_one_and_two_processes(args: list[str], one_out: list[str], two_out: list[str]) -> None:
+    """Run a recipe with `python` and with the 2-process CPU `accelerate launch` command (gloo)."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    for prefix, extra in (([], one_out), (TWO_CPU_PROCESSES, two_out)):
+        subprocess.run([sys.executable, *prefix, *args, *extra], cwd=REPO, env=env, check=True, timeout=600,
+                       capture_output=True)

@@ -7,20 +7,25 @@ the same seed, because every random draw is derived from `(seed, iteration, clas
 
 from __future__ import annotations
 
-import json
 import resource
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..data.decoding import denormalize, normalize
-from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .matching import ClassSampler, derived_generator, dm_losses, fresh_embedder, split_classes
+from .matching import (
+    ClassSampler,
+    derived_generator,
+    dm_losses,
+    fresh_embedder,
+    gather_classes,
+    load_checkpoint,
+    save_checkpoint,
+    split_classes,
+)
 
 
 @dataclass
@@ -43,13 +48,6 @@ class DMConfig(DistillerConfig):
     eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
                                                          "needs an eval_set)."})
     periodic_eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
-
-
-def _latest_checkpoint(folder: str | None) -> Path:
-    ckpts = sorted(Path(folder or ".").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    if not ckpts:
-        raise FileNotFoundError(f"No checkpoint-* folder in {folder}; nothing to resume from.")
-    return ckpts[-1]
 
 
 @register_distiller
@@ -86,37 +84,11 @@ class DMDistiller(Distiller):
             seeds[c] = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength)
 
-    # ---- checkpoints ----------------------------------------------------------------------------------------
-    def _save_checkpoint(self, accelerator, it: int, syn: dict, momentum: dict, losses: list) -> None:
-        parts = gather_object([{c: (syn[c].detach(), momentum[c]) for c in syn}]) if accelerator else [
-            {c: (syn[c].detach(), momentum[c]) for c in syn}]
-        if accelerator is None or accelerator.is_main_process:
-            merged = {k: v for part in parts for k, v in part.items()}
-            target = Path(self.config.checkpoint_dir or ".") / f"checkpoint-{it}"
-            with atomic_folder(target) as tmp:
-                torch.save({"iteration": it, "syn": {c: v[0] for c, v in merged.items()},
-                            "momentum": {c: v[1] for c, v in merged.items()}, "losses": losses}, tmp / "state.pt")
-                (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-
-    def _load_checkpoint(self, classes):
-        path = self.config.resume_from_checkpoint
-        path = _latest_checkpoint(self.config.checkpoint_dir) if path == "latest" else Path(path)
-        state_file = path / "state.pt"
-        if not state_file.is_file():
-            raise FileNotFoundError(f"{state_file} not found; pass a checkpoint-<N> folder or `latest`.")
-        state = torch.load(state_file, weights_only=False)
-        syn = {c: state["syn"][c].clone().requires_grad_(True) for c in classes}
-        return state["iteration"], syn, {c: state["momentum"][c] for c in classes}, state["losses"]
-
     # ---- main loop ----------------------------------------------------------------------------------------------
     def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
         from ..training import TensorVideoSet, TrainConfig, evaluate_distilled
 
-        local = {c: denormalize(syn[c].detach()) for c in syn}
-        merged = {k: v for part in (gather_object([local]) if accelerator and accelerator.num_processes > 1
-                                    else [local]) for k, v in part.items()}
+        merged = gather_classes({c: denormalize(syn[c].detach()) for c in syn}, accelerator)
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(self.config.ipc)
         report = evaluate_distilled(TensorVideoSet(videos, labels), eval_set,
@@ -135,7 +107,10 @@ class DMDistiller(Distiller):
         sampler = ClassSampler(train_set)
         # 2. initialise (or resume) synthetic videos and their momentum buffers
         if cfg.resume_from_checkpoint:
-            start, syn, momentum, losses = self._load_checkpoint(classes)
+            state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir)
+            start, losses = state["iteration"], state["losses"]
+            syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in classes}
+            momentum = {c: state["classes"][c][1] for c in classes}
         else:
             start, syn, momentum, losses = 0, self.init_synthetic(train_set, classes), {c: None for c in classes}, []
         show = accelerator is None or accelerator.is_local_main_process
@@ -160,13 +135,13 @@ class DMDistiller(Distiller):
                 losses.append((it, float(total) / train_set.num_classes))
                 bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
             if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
-                self._save_checkpoint(accelerator, it + 1, syn, momentum, losses)
+                save_checkpoint(cfg.checkpoint_dir, it + 1, {c: (syn[c].detach(), momentum[c]) for c in classes},
+                                losses, cfg.to_dict(), accelerator)
             if cfg.eval_every and eval_set is not None and (it + 1) % cfg.eval_every == 0:
                 eval_curve.append((it + 1, self._evaluate(syn, train_set, eval_set, accelerator)))
                 bar.write(f"DM iteration {it + 1}: top-1 {eval_curve[-1][1]:.1f}")
         # 4. gather every class on every process and return pixel-space videos
-        local = {c: denormalize(syn[c].detach()) for c in classes}
-        merged = {k: v for part in (gather_object([local]) if world > 1 else [local]) for k, v in part.items()}
+        merged = gather_classes({c: denormalize(syn[c].detach()) for c in classes}, accelerator)
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
         return DistillationOutput(

@@ -24,11 +24,9 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import gather_object
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from tqdm.auto import tqdm
@@ -37,7 +35,16 @@ from ..data.decoding import denormalize, normalize
 from ..hub import render_distiller_card, resolve_folder, with_temp_folder
 from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
+from .matching import (
+    ClassSampler,
+    augment,
+    derived_generator,
+    fresh_embedder,
+    gather_classes,
+    load_checkpoint,
+    save_checkpoint,
+    split_classes,
+)
 
 ABLATIONS = ("full", "A", "B", "C")
 
@@ -215,37 +222,10 @@ class IDTDDistiller(Distiller):
             total = total + cfg.alpha2 * parts["match_video"]
         return total, {key: val.item() for key, val in parts.items()}
 
-    # ---- checkpoints --------------------------------------------------------------------------------------------
-    def _state(self, classes, optimizers):
-        return {c: ([p.detach().clone() for p in self.generator.class_parameters(c)], optimizers[c].state_dict())
-                for c in classes}
-
-    def _save_checkpoint(self, accelerator, it, classes, optimizers, losses):
-        state = self._state(classes, optimizers)
-        parts = gather_object([state]) if accelerator else [state]
-        if accelerator is None or accelerator.is_main_process:
-            merged = {k: v for part in parts for k, v in part.items()}
-            with atomic_folder(Path(self.config.checkpoint_dir or ".") / f"checkpoint-{it}") as tmp:
-                torch.save({"iteration": it, "classes": merged, "losses": losses}, tmp / "state.pt")
-                (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-
-    def _load_checkpoint(self, classes, optimizers):
-        from .dm import _latest_checkpoint
-
-        path = self.config.resume_from_checkpoint
-        path = _latest_checkpoint(self.config.checkpoint_dir) if path == "latest" else Path(path)
-        if not (path / "state.pt").is_file():
-            raise FileNotFoundError(f"{path / 'state.pt'} not found; pass a checkpoint-<N> folder or `latest`.")
-        state = torch.load(path / "state.pt", weights_only=False)
-        for c in classes:
-            params, opt = state["classes"][c]
-            with torch.no_grad():
-                for p, saved in zip(self.generator.class_parameters(c), params):
-                    p.copy_(saved)
-            optimizers[c].load_state_dict(opt)
-        return state["iteration"], state["losses"]
+    def _set_class_parameters(self, c: int, values) -> None:
+        with torch.no_grad():
+            for p, value in zip(self.generator.class_parameters(c), values):
+                p.copy_(value)
 
     # ---- main ---------------------------------------------------------------------------------------------------
     def __call__(self, train_set, accelerator=None) -> DistillationOutput:
@@ -271,7 +251,12 @@ class IDTDDistiller(Distiller):
         if cfg.ablation != "A":
             optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
             if cfg.resume_from_checkpoint:
-                start, losses = self._load_checkpoint(classes, optimizers)
+                state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir)
+                start, losses = state["iteration"], state["losses"]
+                for c in classes:
+                    params, opt_state = state["classes"][c]
+                    self._set_class_parameters(c, params)
+                    optimizers[c].load_state_dict(opt_state)
             show = accelerator is None or accelerator.is_local_main_process
             bar = tqdm(range(start, cfg.iterations), desc=f"IDTD[{cfg.ablation}]", disable=not show, initial=start,
                        total=cfg.iterations)
@@ -293,16 +278,16 @@ class IDTDDistiller(Distiller):
                     losses.append((it, float(total) / train_set.num_classes))
                     bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
                 if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
-                    self._save_checkpoint(accelerator, it + 1, classes, optimizers, losses)
+                    local = {c: ([p.detach().clone() for p in self.generator.class_parameters(c)],
+                                 optimizers[c].state_dict()) for c in classes}
+                    save_checkpoint(cfg.checkpoint_dir, it + 1, local, losses, cfg.to_dict(), accelerator)
         # 4. synthesization pass (no augmentation), gathered on every process
         with torch.no_grad():
             local = {c: (denormalize(self.generator(c)[0]), [p.detach() for p in self.generator.class_parameters(c)])
                      for c in classes}
-        merged = {k: v for part in (gather_object([local]) if world > 1 else [local]) for k, v in part.items()}
-        with torch.no_grad():
-            for c, (_, params) in merged.items():
-                for p, saved in zip(self.generator.class_parameters(c), params):
-                    p.copy_(saved)
+        merged = gather_classes(local, accelerator)
+        for c, (_, params) in merged.items():
+            self._set_class_parameters(c, params)
         videos = torch.cat([merged[c][0] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
         return DistillationOutput(

@@ -106,3 +106,44 @@ def split_classes(num_classes: int, num_processes: int, process_index: int) -> l
     """Contiguous block of class ids for one process (same split as `Accelerator.split_between_processes`)."""
     per = math.ceil(num_classes / num_processes)
     return list(range(process_index * per, min(num_classes, (process_index + 1) * per)))
+
+
+# ---- class-parallel state: gather, checkpoint, resume (shared by DM, IDTD, DAViD) ------------------------------
+def gather_classes(local: dict, accelerator=None) -> dict:
+    """Merge `{class: value}` dicts from every process (every process receives the union)."""
+    from accelerate.utils import gather_object
+
+    if accelerator is None or accelerator.num_processes == 1:
+        return dict(local)
+    return {k: v for part in gather_object([local]) for k, v in part.items()}
+
+
+def save_checkpoint(folder, iteration: int, local_state: dict, losses: list, config: dict, accelerator=None) -> None:
+    """Gather every class's state and write `folder/checkpoint-<iteration>/` atomically on the main process."""
+    import json
+    from pathlib import Path
+
+    from ..utils import atomic_folder
+
+    merged = gather_classes(local_state, accelerator)
+    if accelerator is None or accelerator.is_main_process:
+        with atomic_folder(Path(folder or ".") / f"checkpoint-{iteration}") as tmp:
+            torch.save({"iteration": iteration, "classes": merged, "losses": losses}, tmp / "state.pt")
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+
+
+def load_checkpoint(path: str, folder: str | None) -> dict:
+    """Read a checkpoint written by `save_checkpoint`; `path="latest"` takes the newest one in `folder`."""
+    from pathlib import Path
+
+    if path == "latest":
+        ckpts = sorted(Path(folder or ".").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not ckpts:
+            raise FileNotFoundError(f"No checkpoint-* folder in {folder}; nothing to resume from.")
+        path = ckpts[-1]
+    state_file = Path(path) / "state.pt"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{state_file} not found; pass a checkpoint-<N> folder or `latest`.")
+    return torch.load(state_file, weights_only=False)

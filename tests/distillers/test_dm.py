@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,7 +6,7 @@ import torch
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DMConfig, DMDistiller
 from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
-from tests.conftest import REPO
+from tests.conftest import run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -94,15 +91,9 @@ def test_helpers():
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     common = ["recipes/dm.py", "--ipc", "1", "--iterations", "3", "--embed_widths", "8", "16", "16",
               "--batch_real", "4"]
-    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "one")], cwd=REPO, env=env, check=True,
-                   timeout=600, capture_output=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "two")], cwd=REPO, env=env, check=True,
-                   timeout=600, capture_output=True)
+    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
     one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
     assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)

@@ -89,22 +89,13 @@ def test_checkpoint_resume_matches(train_set, tmp_path):
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
     from hf_vdd import load_distilled
-    from tests.conftest import REPO
+    from tests.conftest import run_one_and_two_processes
 
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     common = ["recipes/idtd.py", "--ipc", "1", "--iterations", "2", "--embed_widths", "8", "16", "16",
               "--batch_real", "4", "--log_every", "1"]
-    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "one")], cwd=REPO, env=env, check=True,
-                   timeout=600, capture_output=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "two")], cwd=REPO, env=env, check=True,
-                   timeout=600, capture_output=True)
+    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
     one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
     assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
