@@ -12,7 +12,7 @@ from hf_vdd.cli import DataArgs, parse_args, run_main
 
 @dataclass
 class DemoArgs:
-    method: str = field(default="random", metadata={"help": "Distiller (the best one available)."})
+    method: str = field(default="herding", metadata={"help": "Distiller (the best measured one: see README)."})
     ipc: int = field(default=5, metadata={"help": "Instances per class."})
     runs: int = field(default=2, metadata={"help": "Evaluation runs of the distilled set."})
     full_runs: int = field(default=1, metadata={"help": "Evaluation runs of the full-data upper bound."})

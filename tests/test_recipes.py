@@ -46,7 +46,7 @@ def test_demo_quick(tmp_path):
     out_dir = tmp_path / "demo"
     res = run("recipes/demo.py", "--ipc", "1", "--runs", "1", "--steps", "2", "--full_steps", "2",
               "--output_dir", str(out_dir))
-    assert "| random IPC 1 | 10 |" in res.stdout and "| full real train split | 400 |" in res.stdout
+    assert "| herding IPC 1 | 10 |" in res.stdout and "| full real train split | 400 |" in res.stdout
     card = (out_dir / "README.md").read_text()
     assert "full data (upper bound)" in card and len(load_dataset(str(out_dir), split="train")) == 10
 
