@@ -23,8 +23,8 @@ from .matching import (
     fresh_embedder,
     gather_classes,
     load_checkpoint,
+    process_classes,
     save_checkpoint,
-    split_classes,
 )
 
 
@@ -101,8 +101,7 @@ class DMDistiller(Distiller):
         cfg = self.config
         # 1. check the request; split classes across processes
         self.check_ipc(train_set)
-        rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-        classes = split_classes(train_set.num_classes, world, rank)
+        classes, world = process_classes(train_set.num_classes, accelerator)
         start_time = time.perf_counter()
         sampler = ClassSampler(train_set)
         # 2. initialise (or resume) synthetic videos and their momentum buffers

@@ -108,6 +108,12 @@ def split_classes(num_classes: int, num_processes: int, process_index: int) -> l
     return list(range(process_index * per, min(num_classes, (process_index + 1) * per)))
 
 
+def process_classes(num_classes: int, accelerator=None) -> tuple[list[int], int]:
+    """The class ids this process distils, and the number of processes."""
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    return split_classes(num_classes, world, rank), world
+
+
 # ---- class-parallel state: gather, checkpoint, resume (shared by DM, IDTD, DAViD) ------------------------------
 def gather_classes(local: dict, accelerator=None) -> dict:
     """Merge `{class: value}` dicts from every process (every process receives the union)."""
