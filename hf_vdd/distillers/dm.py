@@ -61,10 +61,11 @@ class DMDistiller(Distiller):
     def init_synthetic(self, train_set, classes: list[int]) -> dict[int, torch.Tensor]:
         """`{class: (ipc, T, C, S, S)}` leaf tensors in *normalised* space."""
         syn = {}
+        by_class = train_set.indices_per_class() if self.config.init == "real" else None
         for c in classes:
             g = derived_generator(self.config.seed, 1 << 30, c)
             if self.config.init == "real":
-                idx = train_set.indices_per_class()[c]
+                idx = by_class[c]
                 pick = idx[torch.randperm(len(idx), generator=g)[: self.config.ipc].numpy()]
                 x = normalize(train_set.stack(pick, train=False))
             elif self.config.init == "noise":

@@ -240,8 +240,7 @@ class IDTDDistiller(Distiller):
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
                                            cfg.num_selectors, kind)
-            for c in range(train_set.num_classes):
-                idx = train_set.indices_per_class()[c]
+            for c, idx in sampler.by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
                 pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
                 pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
@@ -262,15 +261,13 @@ class IDTDDistiller(Distiller):
             # 3. class-by-class updates each iteration, with a fresh frozen embedder
             for it in bar:
                 net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
-                total, parts_sum = torch.zeros(()), {}
+                total = torch.zeros(())
                 for c in classes:
-                    loss, parts = self.class_loss(net, sampler, c, it)
+                    loss, _ = self.class_loss(net, sampler, c, it)
                     optimizers[c].zero_grad()
                     loss.backward()
                     optimizers[c].step()
                     total += loss.detach()
-                    for key, val in parts.items():
-                        parts_sum[key] = parts_sum.get(key, 0.0) + val
                 if accelerator is not None and world > 1:
                     total = accelerator.reduce(total, reduction="sum")
                 if it % cfg.log_every == 0 or it == cfg.iterations - 1:
