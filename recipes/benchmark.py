@@ -1,6 +1,8 @@
 """Benchmark: full clips vs single frame (upper bounds) and every requested distiller at every IPC.
 
     python recipes/benchmark.py --datasets toy-actions --output_dir outputs/benchmark-toy --readme README.md
+    python recipes/benchmark.py --datasets toy-actions --methods dm idtd idtd@A --output_dir outputs/bench-idtd \
+        --overrides '{"dm": {"iterations": 200}, "idtd": {"iterations": 200}, "idtd@A": {"ablation": "A"}}'
     python recipes/benchmark.py --datasets ucf12 --frame_size 32 --num_frames 8 --batch_size 16 --steps 300 \
         --full_steps 1000 --output_dir outputs/benchmark-ucf12 --readme README.md
 
@@ -23,7 +25,8 @@ from hf_vdd.data import load_video_dataset
 class BenchmarkArgs:
     datasets: list[str] = field(default_factory=lambda: ["toy-actions"], metadata={"help": "Sources."})
     methods: list[str] = field(default_factory=lambda: ["full", "static", "random", "herding", "kcenter"],
-                               metadata={"help": "full / static (upper bounds) and registered distillers."})
+                               metadata={"help": "full / static (upper bounds) and registered distillers; "
+                                                 "`name@tag` is a variant whose --overrides key is `name@tag`."})
     ipc: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "IPCs."})
     runs: int = field(default=3, metadata={"help": "Evaluation runs per cell."})
     steps: int = field(default=300, metadata={"help": "Student steps per run on a distilled set."})
@@ -78,7 +81,8 @@ def main():
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
             start = time.perf_counter()
             kwargs = overrides.get(method, {})
-            data = train if ipc is None else get_distiller(method)(ipc=ipc, seed=args.seed, **kwargs)(train)
+            distiller = None if ipc is None else get_distiller(method.split("@")[0])(ipc=ipc, seed=args.seed, **kwargs)
+            data = train if distiller is None else distiller(train)
             distill_seconds = time.perf_counter() - start
             steps = args.full_steps if ipc is None else args.steps
             report = evaluate_distilled(data, test, TrainConfig(runs=args.runs, steps=steps, seed=args.seed,

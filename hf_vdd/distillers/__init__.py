@@ -28,3 +28,6 @@ __all__ += ["DMConfig", "DMDistiller"]
 from .idtd import IDTDConfig, IDTDDistiller, IDTDGenerator  # noqa: E402
 
 __all__ += ["IDTDConfig", "IDTDDistiller", "IDTDGenerator"]
+from .david import DAViDConfig, DAViDDistiller, temporal_partition  # noqa: E402
+
+__all__ += ["DAViDConfig", "DAViDDistiller", "temporal_partition"]

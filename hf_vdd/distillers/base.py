@@ -147,6 +147,12 @@ class DistillationOutput:
                 cells = [f"{rep[k]['mean']:.1f} ± {rep[k]['std']:.1f}" for k in ("top1", "top5", "auc", "f1")]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             eval_table = "\n".join(lines)
+        sections = []
+        if self.stats.get("resolutions_per_class"):  # DAViD: each class stored at its own temporal resolution
+            rows = "\n".join(f"| {name} | {res} |" for name, res in self.stats["resolutions_per_class"].items())
+            sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
+                            "frames and expanded to T by interleave-repeat (`load_distilled` does it).\n\n"
+                            "| class | frames stored |\n|---|---|\n" + rows)
         extra = [c for c in ("source_index", "soft_label") if getattr(self, c + "s" if c == "soft_label" else c)
                  is not None]
         return render_dataset_card(
@@ -160,7 +166,7 @@ class DistillationOutput:
             normalization_note=("uint8 pixels; divide by 255 for [0, 1]; students normalise with ImageNet mean/std."
                                 if self.is_uint8 else f"Values are (x - mean) / std with mean {list(IMAGENET_MEAN)} "
                                 f"and std {list(IMAGENET_STD)}; `load_distilled` undoes it."),
-            config_json=json.dumps(self.config, indent=2, default=str))
+            config_json=json.dumps(self.config, indent=2, default=str), extra_sections="\n\n".join(sections))
 
     # ---- save / push ------------------------------------------------------------------------------------
     def save(self, output_dir: str | os.PathLike, repo_id: str | None = None) -> Path:

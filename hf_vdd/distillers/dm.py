@@ -85,6 +85,24 @@ class DMDistiller(Distiller):
             seeds[c] = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength)
 
+    def step(self, sampler: ClassSampler, it: int, syn: dict[int, torch.Tensor], momentum: dict,
+             num_classes: int, expand=None) -> torch.Tensor:
+        """One DM iteration on every class in `syn` (in place): fresh embedder, DM loss, SGD with momentum.
+
+        `syn[c]`: leaf tensor in normalised space; `expand(c, x)` maps it to the `(M, T, C, S, S)` clip the
+        embedder sees (DAViD's Temporal Partitioning); default identity. Returns the summed loss (detached).
+        """
+        cfg = self.config
+        net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths)
+        pixels = {c: denormalize(expand(c, x) if expand else x) for c, x in syn.items()}
+        total = sum(self.class_losses(net, sampler, it, pixels).values())
+        grads = torch.autograd.grad(total, list(syn.values()))  # losses are separable by class
+        with torch.no_grad():
+            for c, grad in zip(syn, grads):
+                momentum[c] = grad if momentum.get(c) is None else cfg.momentum * momentum[c] + grad
+                syn[c] -= cfg.lr_img * momentum[c]
+        return total.detach()
+
     # ---- main loop ----------------------------------------------------------------------------------------------
     def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
         from ..training import TensorVideoSet, TrainConfig, evaluate_distilled
@@ -119,15 +137,7 @@ class DMDistiller(Distiller):
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
         for it in bar:
             t0 = time.perf_counter()
-            net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
-            losses_it = self.class_losses(net, sampler, it, {c: denormalize(syn[c]) for c in classes})
-            total = sum(losses_it.values())
-            grads = torch.autograd.grad(total, [syn[c] for c in classes])  # losses are separable by class
-            with torch.no_grad():
-                for c, grad in zip(classes, grads):
-                    momentum[c] = grad if momentum[c] is None else cfg.momentum * momentum[c] + grad
-                    syn[c] -= cfg.lr_img * momentum[c]
-            total = total.detach()
+            total = self.step(sampler, it, syn, momentum, train_set.num_classes)
             iter_seconds.append(time.perf_counter() - t0)
             if accelerator is not None and world > 1:
                 total = accelerator.reduce(total, reduction="sum")

@@ -1,0 +1,127 @@
+import json
+
+import pytest
+import torch
+
+from hf_vdd import load_distilled, load_video_dataset
+from hf_vdd.distillers import DAViDConfig, DAViDDistiller, DMConfig, DMDistiller, temporal_partition
+from hf_vdd.models import ConvNet3D
+from hf_vdd.teacher import Teacher
+from tests.conftest import run_one_and_two_processes
+
+SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def train_set(tiny_toy):
+    return load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return Teacher(ConvNet3D(num_classes=4, widths=(8, 16, 16)), num_frames=8, frame_size=32, source="random")
+
+
+def test_temporal_partition():
+    x = torch.arange(8.0).view(1, 8, 1, 1, 1).expand(2, 8, 3, 4, 4)
+    assert temporal_partition(x, 2, 8)[0, :, 0, 0, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4]
+    assert temporal_partition(x, 8, 8).equal(x)
+    stored = torch.arange(2.0).view(1, 2, 1, 1, 1).expand(1, 2, 3, 4, 4)  # already A frames: only expanded
+    assert temporal_partition(stored, 2, 8)[0, :, 0, 0, 0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_take_action_epsilon_greedy():
+    d = DAViDDistiller(DAViDConfig(exploit_prob=1.0))
+    q = torch.tensor([[0.1, 0.7, 0.2]])
+    assert {d.take_action(q, 0, torch.Generator().manual_seed(s)) for s in range(20)} == {1}
+    d.config.exploit_prob = 0.0
+    assert {d.take_action(q, 0, torch.Generator().manual_seed(s)) for s in range(60)} == {0, 1, 2}
+
+
+def test_q_learning_picks_the_most_rewarded_resolution(train_set, teacher, monkeypatch):
+    # reward peaks at 2 frames for classes 0-1 and at 8 frames for classes 2-3 (a stand-in for static vs motion)
+    best = {0: 2, 1: 2, 2: 8, 3: 8}
+    real = {}
+
+    def fake_reward(self, teacher, syn, resolution, num_frames, real_mean):
+        c = next(k for k, v in real.items() if v is real_mean)
+        return 0.9 if resolution == best[c] else 0.2
+
+    orig = DAViDDistiller._real_features
+
+    def remember(self, *args):
+        real.update(orig(self, *args))
+        return real
+
+    monkeypatch.setattr(DAViDDistiller, "reward", fake_reward)
+    monkeypatch.setattr(DAViDDistiller, "_real_features", remember)
+    d = DAViDDistiller(DAViDConfig(ipc=1, iterations=5, beta=0.2, **SMALL), teacher=teacher)
+    out = d(train_set)
+    assert d.chosen == best
+    assert out.stats["resolutions_per_class"] == {"square": 2, "disc": 2, "slide-right": 8, "slide-left": 8}
+    assert len(out.stats["rewards"]) == 4 and out.stats["early_iterations"] == 1  # one step per resolution 1,2,4,8
+    tried = [set(r["resolution"].values()) for r in out.stats["rewards"]]
+    assert set().union(*tried) == {1, 2, 4, 8}  # optimistic Q-values: every resolution was tried
+
+
+def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
+    cfg = DAViDConfig(ipc=2, iterations=4, beta=0.25, **SMALL)
+    d = DAViDDistiller(cfg, teacher=teacher)
+    out = d(train_set)
+    frames = {c: out.videos[2 * c].shape[0] for c in range(4)}
+    assert frames == d.chosen and all(v.shape[1:] == (3, 32, 32) for v in out.videos)
+    dm = DMDistiller(DMConfig(ipc=2, iterations=1, **SMALL))(train_set)
+    assert out.storage_bytes() == dm.storage_bytes() * sum(frames.values()) / (4 * 8)
+    back = load_distilled(out.save(tmp_path / "set"))
+    assert [v.shape[0] for v in back.videos] == [v.shape[0] for v in out.videos]
+    assert back.expanded_videos(8).shape == (8, 8, 3, 32, 32)
+    card = (tmp_path / "set" / "README.md").read_text()
+    assert "Temporal resolution per class" in card and "| slide-left |" in card
+    d.save_pretrained(tmp_path / "distiller", class_names=train_set.class_names)
+    policy = json.loads((tmp_path / "distiller" / "policy.json").read_text())
+    assert policy["resolutions"] == {n: d.chosen[c] for c, n in enumerate(train_set.class_names)}
+    again = DAViDDistiller.from_pretrained(str(tmp_path / "distiller"))
+    assert again.chosen == d.chosen and again.config.ipc == 2 and again.q_tables == d.q_tables
+
+
+def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path):
+    cfg = dict(ipc=1, iterations=4, beta=0.25, checkpointing_steps=2, checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    straight = DAViDDistiller(DAViDConfig(**cfg), teacher=teacher)(train_set)
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert "checkpoint-2" in names and "checkpoint-1000002" in names  # policy step 2, final iteration 2
+    for ckpt in ("checkpoint-2", "checkpoint-1000002"):
+        resumed = DAViDDistiller(DAViDConfig(**(cfg | {"resume_from_checkpoint": str(tmp_path / "ck" / ckpt)})),
+                                 teacher=teacher)(train_set)
+        assert resumed.stats["resolutions_per_class"] == straight.stats["resolutions_per_class"]
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(resumed.videos, straight.videos))
+        curves = [[v for _, v in x.stats["loss_curve"]] for x in (resumed, straight)]
+        assert curves[0] == pytest.approx(curves[1])
+
+
+def test_fixed_resolution_and_errors(train_set, teacher):
+    out = DAViDDistiller(DAViDConfig(ipc=1, iterations=2, fixed_resolution=4, **SMALL))(train_set)
+    assert {v.shape[0] for v in out.videos} == {4} and out.stats["policy_seconds"] == 0
+    with pytest.raises(ValueError, match="fixed_resolution 3 is not one of"):
+        DAViDDistiller(DAViDConfig(ipc=1, fixed_resolution=3))(train_set)
+    with pytest.raises(ValueError, match="policy must be"):
+        DAViDDistiller(DAViDConfig(policy="global"))
+    with pytest.raises(ValueError, match="beta must be"):
+        DAViDDistiller(DAViDConfig(beta=0))
+    shared = DAViDDistiller(DAViDConfig(ipc=1, iterations=4, beta=0.25, policy="shared", **SMALL), teacher=teacher)
+    assert len(set(shared(train_set).stats["resolutions_per_class"].values())) == 1
+
+
+@pytest.mark.slow
+def test_recipe_two_processes_equal_one(tmp_path):
+    torch.manual_seed(0)
+    ConvNet3D(num_classes=10, widths=(8, 16, 16)).save_pretrained(tmp_path / "teacher")  # toy-actions: 10 classes
+    common = ["recipes/david.py", "--ipc", "1", "--iterations", "4", "--beta", "0.25", "--embed_widths", "8", "16",
+              "16", "--batch_real", "4", "--teacher", str(tmp_path / "teacher")]
+    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
+    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
+    meta = json.loads((tmp_path / "two" / "distillation.json").read_text())
+    assert meta["stats"]["num_processes"] == 2
+    assert one.stats["resolutions_per_class"] == two.stats["resolutions_per_class"]
+    assert all(torch.allclose(a, b, atol=1e-2) for a, b in zip(one.videos, two.videos))
+    assert (tmp_path / "one.distiller" / "policy.json").is_file()
