@@ -90,6 +90,9 @@ def main():
             rec = report.to_dict() | {"dataset": dataset, "method": method, "ipc": ipc, "setting": setting,
                                       "class_names": test.class_names, "distill_seconds": distill_seconds,
                                       "distiller_overrides": kwargs if ipc is not None else {},
+                                      "stored_bytes": data.storage_bytes() if distiller else None,
+                                      "distill_stats": {k: v for k, v in data.stats.items() if k not in
+                                                        ("loss_curve", "rewards", "q_tables")} if distiller else {},
                                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                       "hf_vdd_version": __version__}
             records.append(rec)
