@@ -1,24 +1,30 @@
-"""Benchmark: full clips vs single frame (upper bounds) and every requested distiller at every IPC.
+"""Benchmark every method on the same protocol: a leaderboard, costs, cross-architecture, plots, results on the Hub.
 
-    python recipes/benchmark.py --datasets toy-actions --output_dir outputs/benchmark-toy --readme README.md
+    python recipes/benchmark.py --datasets toy-actions --methods full static random herding kcenter dm \
+        --ipc 1 5 --runs 3 --output_dir outputs/benchmark-toy --readme README.md
     python recipes/benchmark.py --datasets toy-actions --methods dm idtd idtd@A --output_dir outputs/bench-idtd \
         --overrides '{"dm": {"iterations": 200}, "idtd": {"iterations": 200}, "idtd@A": {"ablation": "A"}}'
-    python recipes/benchmark.py --datasets ucf12 --frame_size 32 --num_frames 8 --batch_size 16 --steps 300 \
-        --full_steps 1000 --output_dir outputs/benchmark-ucf12 --readme README.md
+    python recipes/benchmark.py --datasets toy-actions --methods random herding --students convnet3d videomae
 
-Writes `results.json` (one record per cell; cells already there are skipped, `--force` recomputes) and
-`results.md` (the leaderboard).
+`--methods` takes `full` / `static` (upper bounds) and any registered distiller (`hf_vdd.DISTILLERS`);
+`name@tag` is a variant configured by the `--overrides` key `name@tag`. `--output_dir` ends up holding exactly
+the repo folders `--push_to_hub` uploads: `results/` (the results dataset: card with the leaderboard, one parquet
+row per cell, `results.json`, `results.md`, PNG plots) and one `<dataset>-ipc<k>-<method>/` per distilled set.
+Cells already in `results/results.json` are skipped (`--force` recomputes).
 """
 
 import json
-import resource
-import time
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_vdd import TrainConfig, __version__, evaluate_distilled, get_distiller
+from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get_distiller
+from hf_vdd.benchmark import PeakMemory, add_full_ratios, cell_key, cells_table, leaderboard, save_results_repo
 from hf_vdd.cli import default_video_shape, parse_args, run_main
 from hf_vdd.data import load_video_dataset
+from hf_vdd.hub import push_folder
+from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -29,81 +35,114 @@ class BenchmarkArgs:
                                                  "`name@tag` is a variant whose --overrides key is `name@tag`."})
     ipc: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "IPCs."})
     runs: int = field(default=3, metadata={"help": "Evaluation runs per cell."})
+    students: list[str] = field(default_factory=lambda: ["convnet3d"], metadata={
+        "help": "Students to evaluate every set with (cross-architecture: convnet3d videomae)."})
     steps: int = field(default=300, metadata={"help": "Student steps per run on a distilled set."})
     full_steps: int = field(default=500, metadata={"help": "Student steps per run on the full train split."})
     frame_size: int | None = field(default=None, metadata={"help": "Frame side (default 32 toy, 112 else)."})
     num_frames: int | None = field(default=None, metadata={"help": "Frames (default 8 toy, 16 else)."})
     batch_size: int = field(default=32, metadata={"help": "Student batch size."})
     seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
-    output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where results go."})
+    output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where the repo folders go."})
     overrides: str = field(default="{}", metadata={
         "help": 'JSON of per-method config fields, e.g. \'{"dm": {"iterations": 200}}\'.'})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
-    readme: str | None = field(default=None, metadata={"help": "Also write the table into this README between "
+    readme: str | None = field(default=None, metadata={"help": "Also write the tables into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload results/ and every distilled set."})
+    hub_repo_id: str | None = field(default=None, metadata={
+        "help": "Results dataset repo `<org>/<name>`; distilled sets go to `<org>/<dataset>-ipc<k>-<method>`."})
 
 
-def _fmt(m):
-    return f"{m['mean']:.1f} ± {m['std']:.1f}"
-
-
-def write_markdown(records: list[dict], path: Path) -> None:
-    lines = ["| dataset | method | IPC | top-1 | top-5 | AUC | F1 | distil s | train s/run | setting |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc'] or 'all'} | {_fmt(r['top1'])} | {_fmt(r['top5'])} "
-                     f"| {_fmt(r['auc'])} | {_fmt(r['f1'])} | {r['distill_seconds']:.1f} | "
-                     f"{r['train_seconds'] / len(r['runs']):.1f} | {r['setting']} |")
-    path.write_text("\n".join(lines) + "\n")
+def _load_records(out: Path, force: bool) -> list[dict]:
+    for path in (out / "results" / "results.json", out / "results.json"):  # the second: older layout
+        if path.exists() and not force:
+            return json.loads(path.read_text())
+    return []
 
 
 def main():
     (args,) = parse_args(BenchmarkArgs)
     overrides = json.loads(args.overrides)
+    unknown = [m for m in args.methods if m not in ("full", "static") and m.split("@")[0] not in DISTILLERS]
+    if unknown:
+        raise ValueError(f"Unknown methods {unknown}; choose from full, static, {sorted(DISTILLERS)} (or name@tag).")
+    if args.push_to_hub and not args.hub_repo_id:
+        raise ValueError("--push_to_hub needs --hub_repo_id <org>/<name> for the results dataset.")
+    accelerator = make_accelerator()
+    main_proc = accelerator.is_main_process
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results_file = out / "results.json"
-    records = json.loads(results_file.read_text()) if results_file.exists() and not args.force else []
-    done = {(r["dataset"], r["method"], r["ipc"]) for r in records}
+    records = _load_records(out, args.force)
+    done = {cell_key(r) for r in records}
+    command = "python recipes/benchmark.py " + shlex.join(sys.argv[1:])
     for dataset in args.datasets:
         size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
         setting = (f"{frames}x{size}x{size}, {args.runs} runs, {args.steps}/{args.full_steps} steps, "
                    f"bs {args.batch_size}")
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
-        todo = [c for c in cells if (dataset, *c) not in done]
+        todo = [c for c in cells if any((dataset, *c, s) not in done for s in args.students)]
         if not todo:
             continue
-        full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload()
-        full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload()
+        full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload(
+            show_progress=main_proc)
+        full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload(
+            show_progress=main_proc)
         for method, ipc in todo:
             static = method == "static"
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
-            start = time.perf_counter()
             kwargs = overrides.get(method, {})
-            distiller = None if ipc is None else get_distiller(method.split("@")[0])(ipc=ipc, seed=args.seed, **kwargs)
-            data = train if distiller is None else distiller(train)
-            distill_seconds = time.perf_counter() - start
-            steps = args.full_steps if ipc is None else args.steps
-            report = evaluate_distilled(data, test, TrainConfig(runs=args.runs, steps=steps, seed=args.seed,
-                                                                batch_size=args.batch_size, show_progress=False))
-            rec = report.to_dict() | {"dataset": dataset, "method": method, "ipc": ipc, "setting": setting,
-                                      "class_names": test.class_names, "distill_seconds": distill_seconds,
-                                      "distiller_overrides": kwargs if ipc is not None else {},
-                                      "stored_bytes": data.storage_bytes() if distiller else None,
-                                      "distill_stats": {k: v for k, v in data.stats.items() if k not in
-                                                        ("loss_curve", "rewards", "q_tables")} if distiller else {},
-                                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                                      "hf_vdd_version": __version__}
-            records.append(rec)
-            results_file.write_text(json.dumps(records, indent=2))
-            write_markdown(records, out / "results.md")
-            print(f"{dataset} {method} ipc={ipc}: {report.summary()} "
-                  f"(per class {[round(p) for p in report.per_class]})", flush=True)
-    write_markdown(records, out / "results.md")
+            with PeakMemory() as cost:
+                if ipc is None:
+                    data = train
+                else:
+                    data = get_distiller(method.split("@")[0])(ipc=ipc, seed=args.seed, **kwargs)(
+                        train, accelerator=accelerator)
+            name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
+            for student in args.students:
+                if (dataset, method, ipc, student) in done:
+                    continue
+                steps = args.full_steps if ipc is None else args.steps
+                report = evaluate_distilled(data, test, TrainConfig(
+                    student=student, runs=args.runs, steps=steps, seed=args.seed, batch_size=args.batch_size,
+                    show_progress=False), accelerator=accelerator)
+                distilled = ipc is not None
+                if distilled:
+                    data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
+                records.append(report.to_dict() | {
+                    "dataset": dataset, "method": method, "ipc": ipc, "student": student, "setting": setting,
+                    "class_names": test.class_names, "distill_seconds": cost.seconds if distilled else 0.0,
+                    "peak_rss_mb": cost.peak_rss_mb, "peak_cuda_mb": cost.peak_cuda_mb,
+                    "distiller_overrides": kwargs if distilled else {},
+                    "stored_bytes": data.storage_bytes() if distilled else None,
+                    "distill_stats": {k: v for k, v in data.stats.items() if k not in
+                                      ("loss_curve", "rewards", "q_tables")} if distilled else {},
+                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command})
+                done.add((dataset, method, ipc, student))
+                if main_proc:
+                    print(f"{dataset} {method} ipc={ipc} [{student}]: {report.summary()} "
+                          f"(per class {[round(p) for p in report.per_class]})", flush=True)
+            if ipc is not None and main_proc:
+                data.save(out / name, repo_id=f"{args.hub_repo_id.split('/')[0]}/{name}" if args.hub_repo_id
+                          else None)
+            if main_proc:
+                save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
+    if not main_proc:
+        return
+    add_full_ratios(records)
+    save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
     if args.readme:
-        update_readme(Path(args.readme), out.name, (out / "results.md").read_text())
-    print((out / "results.md").read_text())
+        update_readme(Path(args.readme), out.name, leaderboard(records) + "\n" + cells_table(records))
+    print(leaderboard(records))
+    print(f"wrote {out / 'results'} (results dataset) and {len([r for r in records if r.get('repo_folder')])} "
+          f"distilled-set folders in {out}")
+    if args.push_to_hub:
+        org = args.hub_repo_id.split("/")[0]
+        print(f"pushed: {push_folder(out / 'results', args.hub_repo_id)}")
+        for folder in sorted({r["repo_folder"] for r in records if r.get("repo_folder")}):
+            if (out / folder).is_dir():
+                print(f"pushed: {push_folder(out / folder, f'{org}/{folder}')}")
 
 
 def update_readme(readme: Path, key: str, table: str) -> None:

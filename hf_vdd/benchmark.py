@@ -1,0 +1,205 @@
+"""The benchmark's pieces: per-cell cost tracking, the leaderboard, plots, and the results dataset repo folder.
+
+`recipes/benchmark.py` runs the cells; everything it writes is built here. One record per cell
+(dataset, method, IPC, student) holds the evaluation report (top-1/top-5/AUC/F1 mean ± std, per-class accuracy),
+distillation wall time, peak RSS, peak CUDA memory (GPU only), stored bytes and the ratio to full-data accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from . import __version__
+from .utils import atomic_folder
+
+
+class PeakMemory:
+    """Peak resident memory (MB) of this process while the block runs (sampled every 50 ms), and peak CUDA memory."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval, self.peak_rss_mb, self.peak_cuda_mb = interval, 0.0, None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss_mb() -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError):  # not Linux: lifetime peak instead
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+
+    def __enter__(self):
+        self.peak_rss_mb = self.rss_mb()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        self._stop.set()
+        self._thread.join()
+        self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+        if torch.cuda.is_available():
+            self.peak_cuda_mb = torch.cuda.max_memory_allocated() / 2**20
+        return False
+
+
+def cell_key(r: dict) -> tuple:
+    return r["dataset"], r["method"], r["ipc"], r.get("student", "convnet3d")
+
+
+def _fmt(m: dict) -> str:
+    return f"{m['mean']:.1f} ± {m['std']:.1f}"
+
+
+def add_full_ratios(records: list[dict]) -> None:
+    """`ratio_to_full`: a cell's mean top-1 over the full-data cell's (same dataset and student)."""
+    full = {(r["dataset"], r.get("student", "convnet3d")): r["top1"]["mean"] for r in records if r["method"] == "full"}
+    for r in records:
+        ref = full.get((r["dataset"], r.get("student", "convnet3d")))
+        r["ratio_to_full"] = r["top1"]["mean"] / ref if ref else None
+
+
+def cells_table(records: list[dict]) -> str:
+    """Every cell, one row each."""
+    lines = ["| dataset | student | method | IPC | top-1 | top-5 | AUC | F1 | ratio to full | distil s | peak RSS MB "
+             "| stored MB | setting |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        ratio = f"{r['ratio_to_full']:.2f}" if r.get("ratio_to_full") is not None else "–"
+        stored = f"{r['stored_bytes'] / 2**20:.2f}" if r.get("stored_bytes") else "–"
+        rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "–"
+        lines.append(f"| {r['dataset']} | {r.get('student', 'convnet3d')} | {r['method']} | {r['ipc'] or 'all'} | "
+                     f"{_fmt(r['top1'])} | {_fmt(r['top5'])} | {_fmt(r['auc'])} | {_fmt(r['f1'])} | {ratio} | "
+                     f"{r['distill_seconds']:.1f} | {rss} | {stored} | {r['setting']} |")
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard(records: list[dict], student: str = "convnet3d") -> str:
+    """The papers' Table 1: one row per method, one column per (dataset, IPC), top-1 mean ± std; best in bold."""
+    recs = [r for r in records if r.get("student", "convnet3d") == student]
+    cols = sorted({(r["dataset"], r["ipc"]) for r in recs if r["ipc"] is not None}, key=lambda c: (c[0], c[1]))
+    methods = list(dict.fromkeys(r["method"] for r in recs if r["ipc"] is not None))
+    by = {(r["dataset"], r["method"], r["ipc"]): r for r in recs}
+    best = {c: max((by[(c[0], m, c[1])]["top1"]["mean"] for m in methods if (c[0], m, c[1]) in by), default=None)
+            for c in cols}
+    head = "| method | " + " | ".join(f"{d} IPC {k}" for d, k in cols) + " |"
+    lines = [head, "|---|" + "---|" * len(cols)]
+    for ref in ("full", "static"):
+        vals = [_fmt(by[(d, ref, None)]["top1"]) if (d, ref, None) in by else "–" for d, _ in cols]
+        if any(v != "–" for v in vals):
+            lines.append(f"| {ref} data | " + " | ".join(vals) + " |")
+    for m in methods:
+        cells = []
+        for d, k in cols:
+            r = by.get((d, m, k))
+            text = _fmt(r["top1"]) if r else "–"
+            cells.append(f"**{text}**" if r and r["top1"]["mean"] == best[(d, k)] else text)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
+    """`accuracy_vs_ipc.png`, `accuracy_vs_storage.png` and `per_class_<dataset>.png` (heatmap) in `folder`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    recs = [r for r in records if r.get("student", "convnet3d") == "convnet3d"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in recs))
+    written = []
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        for m in dict.fromkeys(r["method"] for r in recs if r["dataset"] == d and r["ipc"] is not None):
+            pts = sorted((r["ipc"], r["top1"]["mean"], r["top1"]["std"]) for r in recs
+                         if r["dataset"] == d and r["method"] == m and r["ipc"] is not None)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", label=m,
+                        capsize=3)
+        for r in recs:
+            if r["dataset"] == d and r["ipc"] is None:
+                ax.axhline(r["top1"]["mean"], ls="--", lw=1, color="k" if r["method"] == "full" else "grey")
+        ax.set_xscale("log")
+        ax.set(title=d, xlabel="IPC", ylabel="top-1 (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "accuracy_vs_ipc.png", dpi=110)
+    plt.close(fig)
+    written.append(folder / "accuracy_vs_ipc.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in recs:
+        if r.get("stored_bytes"):
+            ax.scatter(r["stored_bytes"] / 2**20, r["top1"]["mean"])
+            ax.annotate(f"{r['method']}@{r['ipc']}", (r["stored_bytes"] / 2**20, r["top1"]["mean"]), fontsize=6)
+    ax.set(xscale="log", xlabel="stored MB", ylabel="top-1 (%)", title="accuracy vs storage")
+    fig.tight_layout()
+    fig.savefig(folder / "accuracy_vs_storage.png", dpi=110)
+    plt.close(fig)
+    written.append(folder / "accuracy_vs_storage.png")
+    for d in datasets:
+        rows = [r for r in recs if r["dataset"] == d]
+        names = rows[0].get("class_names") or [str(i) for i in range(len(rows[0]["per_class"]))]
+        grid = np.asarray([r["per_class"] for r in rows], dtype=float)
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names)), max(3, 0.3 * len(rows))))
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=100)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)), [f"{r['method']} {r['ipc'] or 'all'}" for r in rows], fontsize=7)
+        fig.colorbar(im, ax=ax, label="accuracy (%)")
+        ax.set_title(f"{d}: per-class accuracy")
+        fig.tight_layout()
+        path = folder / f"per_class_{Path(d).name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def save_results_repo(records: list[dict], folder: str | os.PathLike, repo_id: str = "<org>/hf_vdd-benchmark",
+                      command: str = "") -> Path:
+    """Write the results dataset repo folder: card, `data/train-*.parquet` (one row per cell), JSON, table, plots."""
+    add_full_ratios(records)
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        rows = [{"dataset": r["dataset"], "method": r["method"], "ipc": r["ipc"] or 0,
+                 "student": r.get("student", "convnet3d"), "top1": r["top1"]["mean"], "top1_std": r["top1"]["std"],
+                 "top5": r["top5"]["mean"], "auc": r["auc"]["mean"], "f1": r["f1"]["mean"],
+                 "ratio_to_full": r.get("ratio_to_full"), "distill_seconds": r["distill_seconds"],
+                 "peak_rss_mb": r.get("peak_rss_mb"), "stored_bytes": r.get("stored_bytes"),
+                 "per_class": [float(x) for x in r["per_class"]], "setting": r["setting"]} for r in records]
+        (tmp / "data").mkdir()
+        Dataset.from_list(rows).to_parquet(str(tmp / "data" / "train-00000-of-00001.parquet"))
+        (tmp / "results.json").write_text(json.dumps(records, indent=2, default=str))
+        (tmp / "results.md").write_text(cells_table(records))
+        plots = plot_results(records, tmp)
+        board = leaderboard(records)
+        card = DatasetCard.from_template(
+            DatasetCardData(pretty_name="hf_vdd benchmark results", tags=["hf_vdd", "dataset-distillation",
+                                                                          "benchmark"]),
+            template_str="---\n{{ card_data }}\n---\n\n# hf_vdd benchmark results\n\nTop-1 (%) of a ConvNet3D "
+                         "student trained on each distilled set and tested on the real test split (mean ± std "
+                         "over runs), made with hf_vdd {{ version }}.\n\n{{ board }}\n"
+                         "{{ images }}\n\nEvery cell (top-5, AUC, F1, cost): `results.md`; raw records: "
+                         "`results.json`; one row per cell: `load_dataset(\"{{ repo_id }}\")`.\n\n"
+                         "Command:\n\n```\n{{ command }}\n```\n",
+            version=__version__, board=board, repo_id=repo_id, command=command,
+            images="\n".join(f"![{p.stem}]({p.name})" for p in plots))
+        card.save(tmp / "README.md")
+    return folder

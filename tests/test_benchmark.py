@@ -1,0 +1,65 @@
+"""The benchmark runner: cells, cost columns, cross-architecture, repo folders, resume, README block, plots."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from datasets import load_dataset
+
+from hf_vdd import load_distilled
+from hf_vdd.benchmark import PeakMemory, leaderboard
+from tests.conftest import REPO
+
+
+def _rec(method, ipc, top1, dataset="d"):
+    m = {"mean": top1, "std": 0.0}
+    return {"dataset": dataset, "method": method, "ipc": ipc, "top1": m, "top5": m, "auc": m, "f1": m}
+
+
+def test_leaderboard_marks_the_best_cell():
+    board = leaderboard([_rec("full", None, 90.0), _rec("random", 1, 20.0), _rec("dm", 1, 30.0),
+                         _rec("random", 5, 40.0)])
+    lines = board.splitlines()
+    assert lines[0] == "| method | d IPC 1 | d IPC 5 |"
+    assert "| full data | 90.0 ± 0.0 | 90.0 ± 0.0 |" in lines
+    assert "| dm | **30.0 ± 0.0** | – |" in lines and "| random | 20.0 ± 0.0 | **40.0 ± 0.0** |" in lines
+
+
+def test_peak_memory_sees_an_allocation():
+    import numpy as np
+
+    with PeakMemory(interval=0.01) as cost:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB
+        block += 1
+    assert cost.peak_rss_mb >= 64 and cost.seconds > 0
+
+
+@pytest.mark.slow
+def test_benchmark_recipe_end_to_end(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- results:bench:start -->\nold\n<!-- results:bench:end -->\ntail\n")
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
+           "herding", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3", "--students", "convnet3d",
+           "videomae", "--output_dir", str(out), "--readme", str(readme)]
+    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-herding", "toy-actions-ipc1-random"]
+    records = json.loads((out / "results" / "results.json").read_text())
+    assert len(records) == 6  # 3 cells x 2 students
+    herding = next(r for r in records if r["method"] == "herding" and r["student"] == "videomae")
+    assert herding["stored_bytes"] == 10 * 8 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0
+    assert herding["ratio_to_full"] is not None and len(herding["per_class"]) == 10
+    rows = load_dataset(str(out / "results"), split="train")
+    assert len(rows) == 6 and set(rows["student"]) == {"convnet3d", "videomae"}
+    for png in ("accuracy_vs_ipc.png", "accuracy_vs_storage.png", "per_class_toy-actions.png"):
+        assert (out / "results" / png).stat().st_size > 1000
+    assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
+    text = readme.read_text()
+    assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)  # resumable: nothing recomputed
+    assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
+    assert len(json.loads((out / "results" / "results.json").read_text())) == 6
+    bad = subprocess.run(cmd[:4] + ["--methods", "nope"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and "Unknown methods ['nope']" in bad.stderr
