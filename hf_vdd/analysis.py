@@ -121,6 +121,12 @@ def _plt():
     return plt
 
 
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+
+
 def plot_deltas(deltas: dict, path: str | os.PathLike) -> None:
     """Bar chart of Delta per class, sorted, with full and static accuracy as markers."""
     plt = _plt()
@@ -134,9 +140,7 @@ def plot_deltas(deltas: dict, path: str | os.PathLike) -> None:
     ax.set_ylabel("accuracy / Delta (%)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_delta_groups(groups: dict, path: str | os.PathLike) -> None:
@@ -151,9 +155,7 @@ def plot_delta_groups(groups: dict, path: str | os.PathLike) -> None:
     ax.set_xlabel("group (mean Delta), static → dynamic")
     ax.set_ylabel("mean per-class accuracy (%)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_redundancy(metrics: dict, path: str | os.PathLike) -> None:
@@ -164,6 +166,4 @@ def plot_redundancy(metrics: dict, path: str | os.PathLike) -> None:
         ax.annotate(name, (x, y), fontsize=7)
     ax.set_xlabel("within-sample redundancy R_t")
     ax.set_ylabel("inter-sample redundancy R_IC")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
