@@ -51,7 +51,7 @@ from .matching import (
 
 POLICY_STREAM = 1 << 24  # RNG stream of the epsilon-greedy draws and policy-step initialisations
 SHARED = 1 << 16  # key of the shared Q-table (policy="shared")
-FINAL_INIT = 1 << 20  # RNG key of the synthesization init
+POLICY_ITERATIONS = 1 << 22  # policy steps draw embedders/real batches from iterations >= this (final DM: 0..N-1)
 
 
 @dataclass
@@ -97,8 +97,7 @@ def temporal_partition(videos: torch.Tensor, resolution: int, num_frames: int) -
     """P(V, A): crop `(N, T', C, H, W)` uniformly into `resolution` segments (one frame each), interleave-repeat
     back to `num_frames`. A clip that already has `resolution` frames is only expanded."""
     if videos.shape[1] != resolution:
-        idx = torch.div(torch.arange(resolution) * videos.shape[1], resolution, rounding_mode="floor")
-        videos = videos[:, idx]
+        videos = videos[:, DAViDDistiller._frames(videos.shape[1], resolution)]
     return interleave_repeat(videos, num_frames, dim=1)
 
 
@@ -130,6 +129,11 @@ class DAViDDistiller(DMDistiller):
     def actions(self, num_frames: int) -> list[int]:
         return sorted({min(a, num_frames) for a in self.config.resolutions})
 
+    @staticmethod
+    def _frames(num_frames: int, resolution: int) -> torch.Tensor:
+        """Indices of the first frame of each of `resolution` uniform segments of a `num_frames` clip."""
+        return torch.div(torch.arange(resolution) * num_frames, resolution, rounding_mode="floor")
+
     # ---- pieces --------------------------------------------------------------------------------------------------
     def _init(self, train_set, sampler: ClassSampler, c: int, resolution: int, key: int, init: str) -> torch.Tensor:
         """`(ipc, resolution, C, S, S)` leaf in normalised space, from noise or sub-sampled real clips."""
@@ -141,7 +145,7 @@ class DAViDDistiller(DMDistiller):
             idx = sampler.by_class[c]
             pick = idx[torch.randperm(len(idx), generator=g)[: self.config.ipc].numpy()]
             clips = normalize(train_set.stack(pick, train=False))
-            x = clips[:, torch.div(torch.arange(resolution) * clips.shape[1], resolution, rounding_mode="floor")]
+            x = clips[:, self._frames(clips.shape[1], resolution)]
         else:
             raise ValueError(f"init must be 'real' or 'noise', got '{init}'.")
         return x.clone().requires_grad_(True)
@@ -247,7 +251,8 @@ class DAViDDistiller(DMDistiller):
                 res = {c: acts[action[c if cfg.policy == "per_class" else SHARED]] for c in classes}
                 syn = {c: self._init(train_set, sampler, c, res[c], step, cfg.policy_init) for c in classes}
                 momentum = {}
-                self._run_dm(train_set, sampler, syn, momentum, res, range(n_early), step * n_early, bar)
+                self._run_dm(train_set, sampler, syn, momentum, res, range(n_early),
+                             POLICY_ITERATIONS + step * n_early, bar)
                 r = {c: self.reward(teacher, syn[c], res[c], t, real_mean[c]) for c in classes}
                 for k in keys:
                     reward = r[k] if cfg.policy == "per_class" else sum(r.values()) / len(r)
@@ -268,10 +273,13 @@ class DAViDDistiller(DMDistiller):
         else:
             res = {c: cfg.fixed_resolution for c in classes}
         if not syn or step0 == 0:
-            syn = {c: self._init(train_set, sampler, c, res[c], FINAL_INIT, cfg.init) for c in classes}
+            # the same clips (or noise) and, below, the same iterations as DMDistiller: with every class at T
+            # frames the result is DM's, so the comparison isolates the per-class resolution
+            full = self.init_synthetic(train_set, classes)
+            syn = {c: full[c].detach()[:, self._frames(t, res[c])].clone().requires_grad_(True) for c in classes}
             momentum = {}
         d0 = time.perf_counter()
-        offset = policy_steps * n_early if search else 0
+        offset = 0
         for it in range(step0, cfg.iterations):
             total = self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), offset, bar)
             if it % cfg.log_every == 0 or it == cfg.iterations - 1:

@@ -99,6 +99,13 @@ def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path):
         assert curves[0] == pytest.approx(curves[1])
 
 
+def test_full_resolution_everywhere_is_dm(train_set):
+    # same clips, same iterations, same SGD: DAViD differs from DM only by the per-class resolution
+    david = DAViDDistiller(DAViDConfig(ipc=2, iterations=3, fixed_resolution=8, **SMALL))(train_set)
+    dm = DMDistiller(DMConfig(ipc=2, iterations=3, **SMALL))(train_set)
+    assert torch.allclose(torch.stack(david.videos), dm.videos, atol=1e-5)
+
+
 def test_fixed_resolution_and_errors(train_set, teacher):
     out = DAViDDistiller(DAViDConfig(ipc=1, iterations=2, fixed_resolution=4, **SMALL))(train_set)
     assert {v.shape[0] for v in out.videos} == {4} and out.stats["policy_seconds"] == 0
