@@ -201,7 +201,7 @@ def _generate_shard(pipe, c: int, s: int, class_names: list[str], config: PoolCo
         if neg is not None and neg.shape[1] != emb.shape[1]:
             neg = neg[:, :emb.shape[1]] if neg.shape[1] > emb.shape[1] else torch.nn.functional.pad(
                 neg, (0, 0, 0, emb.shape[1] - neg.shape[1]))
-        video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, **kwargs).frames
+        video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, negative_prompt=None, **kwargs).frames
     else:
         video = pipe(prompt=[prompt] * len(idx), **kwargs).frames
     video = (video.clamp(0, 1) * 255).round().to(torch.uint8)  # (n, T, C, H, W)

@@ -83,7 +83,7 @@ def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool
         accelerator.backward(loss)
         opt.step()
         if step % 10 == 0:
-            curve.append(float(loss))
+            curve.append(loss.item())
     vae = accelerator.unwrap_model(model).vae.eval().requires_grad_(False)
     with torch.no_grad():  # unit-variance latents for the diffusion stage
         x = next(iter(loader))[0]
@@ -148,6 +148,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     params = list(transformer.parameters()) + ([class_embeds] if config.learn_class_embeddings else [])
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     holder = torch.nn.ParameterList([class_embeds])
+    accelerator.free_memory()  # forget the VAE stage's objects: checkpoints hold the diffusion stage only
     transformer, opt = accelerator.prepare(transformer, opt)
     accelerator.register_for_checkpointing(holder)
     first_step = 0
@@ -180,7 +181,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
             class_embeds.grad = accelerator.reduce(class_embeds.grad, "mean")
         accelerator.clip_grad_norm_(params, 1.0)
         opt.step()
-        curve.append(float(loss))
+        curve.append(loss.item())
         done = step + 1
         if ckpt_root is not None and config.checkpointing_steps and done % config.checkpointing_steps == 0:
             accelerator.save_state(str(ckpt_root / f"checkpoint-{done}"))
