@@ -217,8 +217,8 @@ class MAEScoreSelector(_PoolSelector):
 class VSTUNetConfig(SelectorConfig):
     vae: str | None = field(default=None, metadata={
         "help": "AutoencoderKL folder/Hub id (a Latte pipeline folder: its vae/); default: the pool's generator."})
-    epochs: int = field(default=30, metadata={"help": "Training epochs (each visits every class once)."})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    epochs: int = field(default=50, metadata={"help": "Training epochs (one step over every class each)."})
+    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate."})
     lambda_div: float | None = field(default=None, metadata={"help": "l_d (default: paper, 0 at VPC 1 else 0.1)."})
     lambda_rep: float | None = field(default=None, metadata={"help": "l_r (default: paper, 0.1 at VPC 1 else 1)."})
     base_channels: int = field(default=16, metadata={"help": "VST-UNet width."})
@@ -279,17 +279,21 @@ class VSTUNetSelector(_PoolSelector):
         rng, curve = np.random.default_rng(cfg.seed), []
         self.model.train()
         for _ in tqdm(range(cfg.epochs), desc="VST-UNet", disable=not show, leave=False):
+            # Algorithm 1: every class's loss in an epoch; one step per epoch (every class in each step, so the CE
+            # head is not pulled towards the last class seen)
+            opt.zero_grad()
             total = 0.0
             for c in rng.permutation(sorted(latents)):
                 probs, emb, logits = self.model(latents[int(c)])
-                _, div, rep = selection_losses(probs, emb, cfg.ipc)
+                # rewards on the CE-shaped embeddings, as fixed features (Zhou et al. 2018): L_div / L_rep train
+                # the selection probabilities; letting them move the embeddings too collapses/oscillates them
+                _, div, rep = selection_losses(probs, emb.detach(), cfg.ipc)
                 ce = F.cross_entropy(logits, torch.full((len(probs),), int(c)))
-                loss = ce + lam_d * div + lam_r * rep
-                opt.zero_grad()
+                loss = (ce + lam_d * div + lam_r * rep) / len(latents)
                 loss.backward()
-                opt.step()
-                total += float(loss)
-            curve.append(total / len(latents))
+                total += loss.item()
+            opt.step()
+            curve.append(total)
         self.model.eval()
         return curve
 

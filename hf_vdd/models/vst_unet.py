@@ -82,28 +82,33 @@ def selection_losses(probs: torch.Tensor, embeddings: torch.Tensor, k: int,
                      temperature: float = 0.25) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Diversity (Eq. 1) and representativeness (Eq. 2) of the top-`k` videos, differentiable in `probs`.
 
-    The hard top-`k` mask enters through a straight-through estimator (`w = mask + p - sg(p)`), so the forward
-    values are those of the selected set and the gradients reach every video's probability.
-    - `L_div`: mean pairwise cosine similarity of the selected embeddings (0 when `k = 1`).
-    - `L_rep`: `1 - exp(-mean_t min_{i in S} ||x_t - x_i||)` over unit-norm embeddings, with the min relaxed to a
-      `w`-weighted soft-min (`temperature`). Eq. 2 as printed is a reward (Zhou et al., 2018) to maximise;
-      as a loss to minimise, `1 - reward` is used (minimising `exp(-d)` would push the selection away from the class).
+    Forward values are those of the hard top-`k` set `S`; gradients come from relaxations with bounded gradients:
+    - `L_div`: mean pairwise cosine similarity of the selected embeddings (0 when `k = 1`); the mask enters through a
+      straight-through estimator (`w = mask + p - sg(p)`), so raising an unselected video's probability is rewarded
+      when it is dissimilar to the selected ones.
+    - `L_rep`: `1 - exp(-mean_t min_{i in S} ||x_t - x_i||)`. Eq. 2 as printed is a reward (Zhou et al., 2018) to
+      maximise; as a loss to minimise, `1 - reward` is used (minimising `exp(-d)` would push the selection away from
+      the class). Its gradient is that of the soft assignment `q_ti = softmax_i(logit p_i - ||x_t - x_i|| / T)`,
+      which moves probability towards videos that are close to many others.
+    Embeddings are centred on the class mean and L2-normalised first: raw pooled features share a large class
+    component (cosine ~1 for every pair), which leaves Eq. 1 without signal.
 
     Returns the selection mask `(N,)`, `L_div` and `L_rep`.
     """
     n = len(probs)
     mask = torch.zeros_like(probs)
     mask[probs.topk(k).indices] = 1.0
-    w = mask + probs - probs.detach()
-    fn = F.normalize(embeddings, dim=-1)
+    fn = F.normalize(embeddings - embeddings.mean(0, keepdim=True), dim=-1)
     if k > 1:
+        w = mask + probs - probs.detach()
         cos = fn @ fn.T
         off = 1.0 - torch.eye(n, dtype=cos.dtype)
         div = (w[:, None] * w[None, :] * cos * off).sum() / (k * (k - 1))
     else:
         div = probs.new_zeros(())
     dist = torch.cdist(fn, fn)  # (N, N), in [0, 2]
-    weights = w[None, :] * torch.exp(-dist / temperature)
-    soft_min = (weights * dist).sum(1) / weights.sum(1).clamp_min(1e-12)
-    rep = 1.0 - torch.exp(-soft_min.mean())
+    hard = 1.0 - torch.exp(-dist[:, mask.bool()].min(1).values.mean())
+    q = torch.softmax(torch.logit(probs.clamp(1e-6, 1 - 1e-6))[None, :] - dist / temperature, dim=1)
+    soft = 1.0 - torch.exp(-(q * dist).sum(1).mean())
+    rep = soft + (hard - soft).detach()
     return mask, div, rep
