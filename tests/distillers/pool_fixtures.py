@@ -52,7 +52,6 @@ def write_pool_from_clips(folder, train_set, generator: str, per_class: int = 8)
     """A pool in the generated-pool format made of real clips (classes clearly differ): for selector training."""
     import json
 
-    import numpy as np
     import pyarrow.parquet as pq
     from datasets import Dataset
 
@@ -68,5 +67,6 @@ def write_pool_from_clips(folder, train_set, generator: str, per_class: int = 8)
         video = (train_set.stack(idx) * 255).round().to(torch.uint8).numpy()
         rows = {"video": video, "label": [c] * len(idx), "index": list(range(len(idx))), "seed": [0] * len(idx),
                 "prompt": [""] * len(idx)}
-        pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(folder / "data" / f"c{c:04d}-s0000.parquet"))
+        table = Dataset.from_dict(rows, features=feats).data.table
+        pq.write_table(table, str(folder / "data" / f"c{c:04d}-s0000.parquet"))
     return folder
