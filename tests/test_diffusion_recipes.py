@@ -1,10 +1,10 @@
 """`recipes/diffusion_select.py` and `recipes/finetune_latte.py` end to end (tiny models saved locally)."""
 
+import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +18,34 @@ NAMES = toy_action_class_names(10)
 TINY = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]
 
 
-def run(*args, env=None, check=True):
-    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"} | (env or {})
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-                          check=check)
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run a recipe in this process (imports are paid once): `run("recipes/x.py", *flags, env=..., check=...)`."""
+
+    def _run(script, *args, env=None, check=True):
+        spec = importlib.util.spec_from_file_location(f"recipe_{Path(script).stem}", REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "argv", [script, *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            module.run_main(module.main)
+        except SystemExit as exit_info:
+            code = exit_info.code
+        out, err = capsys.readouterr()
+        if check and code:
+            raise AssertionError(f"{script} exited {code}: {err[-2000:]}")
+        return Result(code, out, err)
+
+    return _run
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +64,7 @@ def models(tmp_path_factory):
     return root
 
 
-def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_path):
+def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_path, run):
     common = ["recipes/diffusion_select.py", "--generator", str(models / "latte"), "--encoder",
               str(models / "videomae"), "--selector", "tacdt", *TINY]
     one = ["--pool_dir", str(tmp_path / "pool1"), "--output_dir", str(tmp_path / "out1")]
@@ -84,7 +108,7 @@ def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_
     assert "local folder" in res.stderr
 
 
-def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path):
+def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path, run):
     env = {"HF_VDD_CACHE": str(tmp_path / "cache")}
     quick = ["--default_finetune_steps", "3", "--default_vae_steps", "2", "--default_encoder_steps", "2", *TINY]
     res = run("recipes/diffusion_select.py", "--selector", "vstunet", "--vst_epochs", "2", "--pool_dir",
@@ -100,7 +124,7 @@ def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path):
     assert json.loads((tmp_path / "mae" / "distillation.json").read_text())["method"] == "maescore"
 
 
-def test_finetune_latte_recipe_checkpoints_and_resumes(tmp_path):
+def test_finetune_latte_recipe_checkpoints_and_resumes(tmp_path, run):
     out = tmp_path / "latte"
     args = ["recipes/finetune_latte.py", "--output_dir", str(out), "--vae_steps", "2", "--batch_size", "4",
             "--checkpointing_steps", "2"]
