@@ -244,6 +244,8 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     (pool_dir / "data").mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=True)
     todo = [cs for cs in _shards(len(class_names), config) if not _shard_file(pool_dir, *cs).is_file()]
+    if accelerator is not None:  # every process lists the missing shards before any of them writes one
+        accelerator.wait_for_everyone()
     mine = todo[rank::world]
     feats = pool_features(class_names, config.num_frames, config.frame_size)
     start, made = time.perf_counter(), 0
