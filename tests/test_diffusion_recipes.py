@@ -64,6 +64,7 @@ def models(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # ~60 s: one python and one 2-process accelerate launch
 def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_path, run):
     common = ["recipes/diffusion_select.py", "--generator", str(models / "latte"), "--encoder",
               str(models / "videomae"), "--selector", "tacdt", *TINY]
