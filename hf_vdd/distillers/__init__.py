@@ -31,3 +31,18 @@ __all__ += ["IDTDConfig", "IDTDDistiller", "IDTDGenerator"]
 from .david import DAViDConfig, DAViDDistiller, temporal_partition  # noqa: E402
 
 __all__ += ["DAViDConfig", "DAViDDistiller", "temporal_partition"]
+from .diffusion import PoolConfig, VideoPool, generate_pool, load_latte, load_pool, tiny_latte_pipeline  # noqa: E402
+from .latte_train import LatteFinetuneConfig, finetune_latte  # noqa: E402
+from .selectors import (  # noqa: E402
+    MAEScoreSelector,
+    PoolRandomSelection,
+    SelectorConfig,
+    TACDTConfig,
+    TACDTSelector,
+    VSTUNetConfig,
+    VSTUNetSelector,
+)
+
+__all__ += ["LatteFinetuneConfig", "MAEScoreSelector", "PoolConfig", "PoolRandomSelection", "SelectorConfig",
+            "TACDTConfig", "TACDTSelector", "VSTUNetConfig", "VSTUNetSelector", "VideoPool", "finetune_latte",
+            "generate_pool", "load_latte", "load_pool", "tiny_latte_pipeline"]

@@ -1,0 +1,232 @@
+"""Fine-tune a Latte pipeline on a source video set, class-conditioned by prompt (diffusers training-example style).
+
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)     # or load_latte("org/latte")
+    finetune_latte(pipe, train, LatteFinetuneConfig(steps=400), output_dir="outputs/latte-toy")
+
+Stage 1 (optional, `vae_steps > 0`, meant for a VAE built from a config): the AutoencoderKL learns to reconstruct
+frames (MSE + `kl_weight` KL), then its `scaling_factor` is set so that latents have unit std. Stage 2: the transformer
+(and, with `learn_class_embeddings`, one prompt embedding per class fed through `prompt_embeds`) learns epsilon
+prediction on VAE latents `(B, 4, T, h, w)`; the text encoder and VAE are frozen; captions are dropped to "" with
+probability `caption_dropout` so that classifier-free guidance works. Checkpoints via `accelerator.save_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..utils import atomic_folder
+from .diffusion import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
+
+
+@dataclass
+class LatteFinetuneConfig:
+    steps: int = field(default=1000, metadata={"help": "Transformer training steps."})
+    batch_size: int = field(default=8, metadata={"help": "Global batch size (split across processes)."})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (transformer, class embeddings)."})
+    vae_steps: int = field(default=0, metadata={"help": "VAE reconstruction steps first (for a VAE from config)."})
+    vae_lr: float = field(default=1e-3, metadata={"help": "VAE learning rate."})
+    kl_weight: float = field(default=1e-6, metadata={"help": "KL weight of the VAE stage."})
+    prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
+    learn_class_embeddings: bool = field(default=False, metadata={
+        "help": "Also learn one prompt embedding per class (saved as class_prompt_embeds.safetensors)."})
+    caption_dropout: float = field(default=0.1, metadata={"help": "Probability of the empty prompt (for CFG)."})
+    checkpointing_steps: int = field(default=0, metadata={"help": "Save state every N steps (0 = off)."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or 'latest'."})
+    seed: int = field(default=0, metadata={"help": "Seed."})
+
+
+def _latents(vae, frames: torch.Tensor, generator=None) -> torch.Tensor:
+    """`(B, T, C, H, W)` pixels in [0, 1] → `(B, 4, T, h, w)` scaled latents."""
+    b, t = frames.shape[:2]
+    dist = vae.encode(frames.flatten(0, 1) * 2 - 1).latent_dist
+    z = dist.sample(generator) * vae.config.scaling_factor
+    return z.reshape(b, t, *z.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+class _VAELoss(torch.nn.Module):
+    """Reconstruction + KL of frames `(N, C, H, W)` in [-1, 1] (a module, so DDP syncs its gradients)."""
+
+    def __init__(self, vae, kl_weight: float):
+        super().__init__()
+        self.vae, self.kl_weight = vae, kl_weight
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        dist = self.vae.encode(frames).latent_dist
+        dec = self.vae.decode(dist.sample()).sample
+        return F.mse_loss(dec, frames) + self.kl_weight * dist.kl().mean()
+
+
+def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool) -> list[float]:
+    vae.requires_grad_(True).train()
+    model = _VAELoss(vae, config.kl_weight)
+    opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
+    model, opt = accelerator.prepare(model, opt)
+    curve, it = [], iter(loader)
+    for step in tqdm(range(config.vae_steps), desc="VAE", disable=not show, leave=False):
+        try:
+            x = next(it)[0]
+        except StopIteration:
+            it = iter(loader)
+            x = next(it)[0]
+        loss = model(x.flatten(0, 1) * 2 - 1)
+        opt.zero_grad()
+        accelerator.backward(loss)
+        opt.step()
+        if step % 10 == 0:
+            curve.append(loss.item())
+    vae = accelerator.unwrap_model(model).vae.eval().requires_grad_(False)
+    with torch.no_grad():  # unit-variance latents for the diffusion stage
+        x = next(iter(loader))[0]
+        z = vae.encode(x.flatten(0, 1) * 2 - 1).latent_dist.mean
+        std = accelerator.reduce(z.std().reshape(1), "mean")
+        vae.register_to_config(scaling_factor=float(1.0 / std.clamp_min(1e-3)))
+    return curve
+
+
+def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig) -> Path | None:
+    root = output_dir.parent / f"{output_dir.name}.checkpoints"
+    if config.resume_from_checkpoint is None:
+        return None
+    if config.resume_from_checkpoint != "latest":
+        return Path(config.resume_from_checkpoint)
+    found = sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found else None
+
+
+def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str | os.PathLike | None = None,
+                   accelerator=None, source: str = "unknown", show_progress: bool = True) -> dict:
+    """Fine-tune `pipe` in place on `train_set` (a `VideoClassificationSet`; clips `(T, C, H, W)` in [0, 1]).
+
+    `train_set.num_frames` must equal the transformer's `video_length`. Returns training stats; with `output_dir`,
+    the main process writes the pipeline (`save_pretrained`), `hf_vdd_latte.json`, class embeddings and a card.
+    """
+    from ..training import make_accelerator
+
+    accelerator = make_accelerator(accelerator)
+    show = show_progress and accelerator.is_local_main_process
+    if pipe.transformer.config.video_length != train_set.num_frames:
+        raise ValueError(f"The Latte transformer has video_length {pipe.transformer.config.video_length} but the "
+                         f"data has {train_set.num_frames} frames; use --num_frames "
+                         f"{pipe.transformer.config.video_length}.")
+    set_seed(config.seed)
+    output_dir = Path(output_dir) if output_dir else None
+    ckpt_root = output_dir.parent / f"{output_dir.name}.checkpoints" if output_dir else None
+    resume = _checkpoint_dir(output_dir, config) if output_dir else None
+    bs = max(accelerator.num_processes, config.batch_size - config.batch_size % accelerator.num_processes)
+    loader = DataLoader(train_set.with_options(train=True), batch_size=bs, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(config.seed))
+    loader = accelerator.prepare(loader)
+    start = time.perf_counter()
+    # 1. VAE (from config) → reconstruct frames; a saved VAE is reused on resume
+    vae_curve = []
+    if resume is not None and (resume.parent / "vae").is_dir():
+        from diffusers import AutoencoderKL
+
+        pipe.vae = AutoencoderKL.from_pretrained(str(resume.parent / "vae"))
+    elif config.vae_steps > 0:
+        vae_curve = _train_vae(pipe.vae, loader, config, accelerator, show)
+        if ckpt_root is not None and config.checkpointing_steps and accelerator.is_main_process:
+            pipe.vae.save_pretrained(str(ckpt_root / "vae"))
+    vae = pipe.vae.eval().requires_grad_(False)
+    pipe.text_encoder.requires_grad_(False)
+    # 2. conditioning: per-class prompt states (+ learned copies) and the empty prompt
+    names = train_set.class_names
+    prompt_states = encode_prompts(pipe, [config.prompt_template.format(c) for c in names])  # (C, L, D)
+    empty = encode_prompts(pipe, [""])
+    class_embeds = torch.nn.Parameter(prompt_states.clone(), requires_grad=config.learn_class_embeddings)
+    transformer = pipe.transformer.train().requires_grad_(True)
+    params = list(transformer.parameters()) + ([class_embeds] if config.learn_class_embeddings else [])
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    holder = torch.nn.ParameterList([class_embeds])
+    accelerator.free_memory()  # forget the VAE stage's objects: checkpoints hold the diffusion stage only
+    transformer, opt = accelerator.prepare(transformer, opt)
+    accelerator.register_for_checkpointing(holder)
+    first_step = 0
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        first_step = int(resume.name.split("-")[1])
+    sched = pipe.scheduler
+    gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
+    curve, it = [], iter(loader)
+    # 3. epsilon-prediction loop (diffusers' train_text_to_image, on video latents)
+    for step in tqdm(range(first_step, config.steps), desc="fine-tune Latte", disable=not show, leave=False):
+        try:
+            x, y = next(it)[:2]
+        except StopIteration:
+            it = iter(loader)
+            x, y = next(it)[:2]
+        with torch.no_grad():
+            z = _latents(vae, x, gen)
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen)
+        noisy = sched.add_noise(z, noise, t)
+        emb = holder[0][y]
+        drop = torch.rand(len(y), generator=gen) < config.caption_dropout
+        emb = torch.where(drop[:, None, None], empty.expand_as(emb), emb)
+        pred = transformer(noisy, timestep=t, encoder_hidden_states=emb, return_dict=False)[0]
+        loss = F.mse_loss(pred.chunk(2, dim=1)[0], noise)
+        opt.zero_grad()
+        accelerator.backward(loss)
+        if config.learn_class_embeddings and accelerator.num_processes > 1:  # not inside DDP: average by hand
+            class_embeds.grad = accelerator.reduce(class_embeds.grad, "mean")
+        accelerator.clip_grad_norm_(params, 1.0)
+        opt.step()
+        curve.append(loss.item())
+        done = step + 1
+        if ckpt_root is not None and config.checkpointing_steps and done % config.checkpointing_steps == 0:
+            accelerator.save_state(str(ckpt_root / f"checkpoint-{done}"))
+    pipe.transformer = accelerator.unwrap_model(transformer).eval()
+    learned = holder[0].detach().clone()
+    stats = {"steps": config.steps, "resumed_from": first_step, "seconds": time.perf_counter() - start,
+             "loss_first": curve[:10], "loss_last": curve[-10:], "vae_loss": vae_curve[-3:],
+             "num_processes": accelerator.num_processes}
+    accelerator.wait_for_everyone()
+    if output_dir is not None and accelerator.is_main_process:
+        save_latte(pipe, output_dir, names, source, config, stats,
+                   learned if config.learn_class_embeddings else None)
+    accelerator.wait_for_everyone()
+    return stats
+
+
+def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], source: str,
+               config: LatteFinetuneConfig, stats: dict, class_embeds: torch.Tensor | None = None,
+               repo_id: str = "<org>/<repo>") -> Path:
+    """`save_pretrained` + `hf_vdd_latte.json` + optional class embeddings + a model card (atomic)."""
+    from huggingface_hub import ModelCard, ModelCardData
+    from safetensors.torch import save_file
+
+    output_dir = Path(output_dir)
+    with atomic_folder(output_dir) as tmp:
+        pipe.save_pretrained(str(tmp))
+        facts = {"source": source, "class_names": list(class_names), "config": asdict(config), "stats": stats,
+                 "num_frames": pipe.transformer.config.video_length,
+                 "frame_size": pipe.transformer.config.sample_size * pipe.vae_scale_factor}
+        (tmp / "hf_vdd_latte.json").write_text(json.dumps(facts, indent=2, default=str))
+        (tmp / "class_names.json").write_text(json.dumps(list(class_names)))
+        if class_embeds is not None:
+            save_file({"embeds": class_embeds.contiguous()}, str(tmp / CLASS_EMBEDS_FILE))
+        data = ModelCardData(library_name="diffusers", pipeline_tag="text-to-video",
+                             tags=["hf_vdd", "latte", "dataset-distillation", "text-to-video"])
+        embeds_note = (f" (plus learned per-class prompt embeddings, `{CLASS_EMBEDS_FILE}`)"
+                       if class_embeds is not None else "")
+        t, size, example = facts["num_frames"], facts["frame_size"], config.prompt_template.format(class_names[0])
+        text = (f"---\n{data.to_yaml()}\n---\n\n# Latte fine-tuned on {source}\n\n"
+                f"Class-conditioned by the prompt `{config.prompt_template}` over {len(class_names)} classes"
+                f"{embeds_note}; {t} frames of {size}×{size}.\n\n```python\nfrom diffusers import LattePipeline\n"
+                f"pipe = LattePipeline.from_pretrained(\"{repo_id}\")\nvideo = pipe(\"{example}\", video_length={t}, "
+                f"height={size}, width={size}, output_type=\"pt\").frames\n```\n\n"
+                f"Made with `recipes/finetune_latte.py` of hf_vdd; generation pools and selection: "
+                f"`recipes/diffusion_select.py`.\n\n## Training\n\n```json\n"
+                f"{json.dumps({'config': asdict(config), 'stats': stats}, indent=2, default=str)}\n```\n")
+        ModelCard(text).save(tmp / "README.md")
+    return output_dir

@@ -1,0 +1,72 @@
+"""Session fixtures for the diffusion + selection tests: a tiny Latte folder, a tiny pool, a tiny VideoMAE."""
+
+import pytest
+import torch
+
+CLASSES = ["square", "disc", "slide-right"]
+
+
+@pytest.fixture(scope="session")
+def latte_dir(tmp_path_factory):
+    """An untrained tiny Latte pipeline (8 frames, 32x32) saved to a folder."""
+    from hf_vdd.distillers import tiny_latte_pipeline
+
+    folder = tmp_path_factory.mktemp("latte") / "tiny-latte"
+    tiny_latte_pipeline(CLASSES, num_frames=8, frame_size=32, seed=0).save_pretrained(str(folder))
+    return folder
+
+
+def small_pool_config(**kw):
+    from hf_vdd.distillers import PoolConfig
+
+    return PoolConfig(**({"videos_per_class": 8, "num_frames": 8, "frame_size": 32, "num_inference_steps": 3,
+                          "guidance_scale": 1.0, "shard_size": 4} | kw))
+
+
+@pytest.fixture(scope="session")
+def pool_dir(tmp_path_factory, latte_dir):
+    from hf_vdd.distillers import generate_pool, load_latte
+
+    folder = tmp_path_factory.mktemp("pools") / "pool"
+    generate_pool(load_latte(latte_dir), CLASSES, folder, small_pool_config(), dataset="tiny",
+                  generator=str(latte_dir), show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def videomae_dir(tmp_path_factory):
+    """A randomly initialised tiny VideoMAE classifier over CLASSES (seeded)."""
+    from transformers import VideoMAEForVideoClassification
+
+    from hf_vdd.models import tiny_videomae_config
+
+    torch.manual_seed(0)
+    cfg = tiny_videomae_config(len(CLASSES), 8, 32, id2label=dict(enumerate(CLASSES)),
+                               label2id={c: i for i, c in enumerate(CLASSES)})
+    folder = tmp_path_factory.mktemp("videomae") / "tiny-videomae"
+    VideoMAEForVideoClassification(cfg).save_pretrained(str(folder))
+    return folder
+
+
+def write_pool_from_clips(folder, train_set, generator: str, per_class: int = 8):
+    """A pool in the generated-pool format made of real clips (classes clearly differ): for selector training."""
+    import json
+
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    from hf_vdd.distillers.diffusion import pool_features
+
+    cfg = small_pool_config(videos_per_class=per_class, shard_size=per_class).__dict__
+    manifest = {"dataset": "real-clips", "generator": generator, "class_names": train_set.class_names, "config": cfg}
+    (folder / "data").mkdir(parents=True)
+    (folder / "pool.json").write_text(json.dumps(manifest))
+    feats = pool_features(train_set.class_names, train_set.num_frames, train_set.frame_size)
+    for c, idx in train_set.indices_per_class().items():
+        idx = idx[:per_class]
+        video = (train_set.stack(idx) * 255).round().to(torch.uint8).numpy()
+        rows = {"video": video, "label": [c] * len(idx), "index": list(range(len(idx))), "seed": [0] * len(idx),
+                "prompt": [""] * len(idx)}
+        table = Dataset.from_dict(rows, features=feats).data.table
+        pq.write_table(table, str(folder / "data" / f"c{c:04d}-s0000.parquet"))
+    return folder

@@ -1,0 +1,139 @@
+"""`recipes/diffusion_select.py` and `recipes/finetune_latte.py` end to end (tiny models saved locally)."""
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import load_dataset
+
+from hf_vdd.data import toy_action_class_names
+from hf_vdd.distillers import load_pool, tiny_latte_pipeline
+from tests.conftest import REPO, run_one_and_two_processes
+
+NAMES = toy_action_class_names(10)
+TINY = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run a recipe in this process (imports are paid once): `run("recipes/x.py", *flags, env=..., check=...)`."""
+
+    def _run(script, *args, env=None, check=True):
+        spec = importlib.util.spec_from_file_location(f"recipe_{Path(script).stem}", REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "argv", [script, *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            module.run_main(module.main)
+        except SystemExit as exit_info:
+            code = exit_info.code
+        out, err = capsys.readouterr()
+        if check and code:
+            raise AssertionError(f"{script} exited {code}: {err[-2000:]}")
+        return Result(code, out, err)
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An untrained tiny Latte over toy-actions' classes and a tiny VideoMAE classifier, saved locally."""
+    from transformers import VideoMAEForVideoClassification
+
+    from hf_vdd.models import tiny_videomae_config
+
+    root = tmp_path_factory.mktemp("models")
+    tiny_latte_pipeline(NAMES, num_frames=8, frame_size=32).save_pretrained(str(root / "latte"))
+    torch.manual_seed(0)
+    cfg = tiny_videomae_config(10, 8, 32, id2label=dict(enumerate(NAMES)),
+                               label2id={n: i for i, n in enumerate(NAMES)})
+    VideoMAEForVideoClassification(cfg).save_pretrained(str(root / "videomae"))
+    return root
+
+
+@pytest.mark.slow  # ~60 s: one python and one 2-process accelerate launch
+def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_path, run):
+    common = ["recipes/diffusion_select.py", "--generator", str(models / "latte"), "--encoder",
+              str(models / "videomae"), "--selector", "tacdt", *TINY]
+    one = ["--pool_dir", str(tmp_path / "pool1"), "--output_dir", str(tmp_path / "out1")]
+    two = ["--pool_dir", str(tmp_path / "pool2"), "--output_dir", str(tmp_path / "out2")]
+    run_one_and_two_processes(common, one, two)
+    pool1, pool2 = load_pool(tmp_path / "pool1", NAMES), load_pool(tmp_path / "pool2", NAMES)
+    assert pool1.videos.shape == (40, 8, 3, 32, 32) and torch.equal(pool1.videos, pool2.videos)
+    assert (pool1.seeds == pool2.seeds).all() and (tmp_path / "pool1" / "preview.png").is_file()
+    manifest = json.loads((tmp_path / "pool1" / "pool.json").read_text())
+    assert manifest["dataset"] == "toy-actions" and manifest["class_names"] == NAMES
+    for out in ("out1", "out2"):
+        ds = load_dataset(str(tmp_path / out), split="train")
+        assert len(ds) == 20 and ds.features["video"].shape == (None, 3, 32, 32)
+        assert {"README.md", "distillation.json", "preview.png"} <= {p.name for p in (tmp_path / out).iterdir()}
+    meta1 = json.loads((tmp_path / "out1" / "distillation.json").read_text())
+    meta2 = json.loads((tmp_path / "out2" / "distillation.json").read_text())
+    assert meta1["method"] == "tacdt" and meta1["ipc"] == 2
+    assert load_dataset(str(tmp_path / "out1"), split="train")["source_index"] == \
+        load_dataset(str(tmp_path / "out2"), split="train")["source_index"]
+    assert meta2["stats"]["generation"]["num_processes"] == 2 and meta1["stats"]["generation"]["num_processes"] == 1
+    # reuse: the complete pool is not regenerated, another selector runs on it
+    res = run("recipes/diffusion_select.py", "--selector", "random", "--pool_dir", str(tmp_path / "pool1"),
+              "--output_dir", str(tmp_path / "out3"), *TINY)
+    assert "generated" not in res.stdout and len(load_dataset(str(tmp_path / "out3"), split="train")) == 20
+    # clear user errors (exit 2, one line, no traceback)
+    res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "pool1"), *TINY[:-1], "5", check=False)
+    assert res.returncode == 2 and "--vpc 5 is larger than the pool's 4 videos per class" in res.stderr
+    other = tmp_path / "other-pool"
+    shutil.copytree(tmp_path / "pool1", other)
+    manifest["class_names"] = [f"x{i}" for i in range(10)]
+    manifest["dataset"] = "elsewhere"
+    (other / "pool.json").write_text(json.dumps(manifest))
+    res = run("recipes/diffusion_select.py", "--pool_dir", str(other), *TINY, check=False)
+    assert res.returncode == 2 and "generated for 'elsewhere'" in res.stderr and "Traceback" not in res.stderr
+    res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "pool1"), "--encoder", "no-such/videomae",
+              *TINY, check=False)
+    assert res.returncode == 2 and "Could not load the VideoMAE encoder 'no-such/videomae'" in res.stderr
+    res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "new"), "--generator", "no-such/latte",
+              *TINY, check=False)
+    assert res.returncode == 2 and "Could not load the Latte generator 'no-such/latte'" in res.stderr
+    assert "local folder" in res.stderr
+
+
+def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path, run):
+    env = {"HF_VDD_CACHE": str(tmp_path / "cache")}
+    quick = ["--default_finetune_steps", "3", "--default_vae_steps", "2", "--default_encoder_steps", "2", *TINY]
+    res = run("recipes/diffusion_select.py", "--selector", "vstunet", "--vst_epochs", "2", "--pool_dir",
+              str(tmp_path / "pool"), "--output_dir", str(tmp_path / "vst"), *quick, env=env)
+    assert "building the default generator" in res.stdout and "wrote the VST-UNet selector" in res.stdout
+    latte = next((tmp_path / "cache" / "latte").iterdir())
+    assert (latte / "model_index.json").is_file() and (latte / "README.md").is_file()
+    assert (tmp_path / "vst-vstunet" / "vst_unet" / "model.safetensors").is_file()
+    assert len(load_dataset(str(tmp_path / "vst"), split="train")) == 20
+    res = run("recipes/diffusion_select.py", "--selector", "maescore", "--pool_dir", str(tmp_path / "pool"),
+              "--output_dir", str(tmp_path / "mae"), *quick, env=env)
+    assert "building the default encoder" in res.stdout and "building the default generator" not in res.stdout
+    assert json.loads((tmp_path / "mae" / "distillation.json").read_text())["method"] == "maescore"
+
+
+def test_finetune_latte_recipe_checkpoints_and_resumes(tmp_path, run):
+    out = tmp_path / "latte"
+    args = ["recipes/finetune_latte.py", "--output_dir", str(out), "--vae_steps", "2", "--batch_size", "4",
+            "--checkpointing_steps", "2"]
+    run(*args, "--steps", "2")
+    assert (tmp_path / "latte.checkpoints" / "checkpoint-2").is_dir()
+    res = run(*args, "--steps", "3", "--resume_from_checkpoint", "latest")
+    assert "wrote" in res.stdout
+    facts = json.loads((out / "hf_vdd_latte.json").read_text())
+    assert facts["stats"]["resumed_from"] == 2 and facts["class_names"] == NAMES
+    res = run(*args, "--steps", "1", "--push_to_hub", check=False)
+    assert res.returncode == 2 and "--hub_repo_id" in res.stderr
