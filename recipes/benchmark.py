@@ -23,6 +23,7 @@ from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get
 from hf_vdd.benchmark import PeakMemory, add_full_ratios, cell_key, cells_table, leaderboard, save_results_repo
 from hf_vdd.cli import default_video_shape, parse_args, run_main
 from hf_vdd.data import load_video_dataset
+from hf_vdd.distillers import load_pool
 from hf_vdd.hub import push_folder
 from hf_vdd.training import make_accelerator
 
@@ -49,6 +50,9 @@ class BenchmarkArgs:
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
     readme: str | None = field(default=None, metadata={"help": "Also write the tables into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})
+    pool_dir: str | None = field(default=None, metadata={
+        "help": "Generation pool for the pool selectors (tacdt, vstunet, maescore, pool-random), written by "
+                "recipes/diffusion_select.py; its class names must match the dataset's."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload results/ and every distilled set."})
     hub_repo_id: str | None = field(default=None, metadata={
         "help": "Results dataset repo `<org>/<name>`; distilled sets go to `<org>/<dataset>-ipc<k>-<method>`."})
@@ -67,6 +71,10 @@ def main():
     unknown = [m for m in args.methods if m not in ("full", "static") and m.split("@")[0] not in DISTILLERS]
     if unknown:
         raise ValueError(f"Unknown methods {unknown}; choose from full, static, {sorted(DISTILLERS)} (or name@tag).")
+    pooled = [m for m in args.methods if getattr(DISTILLERS.get(m.split("@")[0]), "needs_pool", False)]
+    if pooled and not args.pool_dir:
+        raise ValueError(f"{pooled} select from a generation pool: pass --pool_dir (made by "
+                         f"recipes/diffusion_select.py --pool_dir <folder>).")
     if args.push_to_hub and not args.hub_repo_id:
         raise ValueError("--push_to_hub needs --hub_repo_id <org>/<name> for the results dataset.")
     accelerator = make_accelerator()
@@ -97,8 +105,12 @@ def main():
                 if ipc is None:
                     data = train
                 else:
-                    data = get_distiller(method.split("@")[0])(ipc=ipc, seed=args.seed, **kwargs)(
-                        train, accelerator=accelerator)
+                    cls = get_distiller(method.split("@")[0])
+                    if getattr(cls, "needs_pool", False):
+                        source = load_pool(args.pool_dir, class_names=train.class_names)
+                    else:
+                        source = train
+                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             for student in args.students:
                 if (dataset, method, ipc, student) in done:

@@ -63,3 +63,5 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     assert len(json.loads((out / "results" / "results.json").read_text())) == 6
     bad = subprocess.run(cmd[:4] + ["--methods", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "Unknown methods ['nope']" in bad.stderr
+    no_pool = subprocess.run(cmd[:4] + ["--methods", "tacdt"], cwd=REPO, capture_output=True, text=True)
+    assert no_pool.returncode == 2 and "pass --pool_dir" in no_pool.stderr

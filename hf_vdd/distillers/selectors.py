@@ -36,6 +36,7 @@ class SelectorConfig(DistillerConfig):
 
 class _PoolSelector(Distiller):
     config_class = SelectorConfig
+    needs_pool = True  # distils a generation pool (`load_pool`), not the real train split
 
     def select_class(self, pool: VideoPool, idx: np.ndarray, c: int, context) -> np.ndarray:
         """Local positions (into `idx`) of the `ipc` picks of class `c`."""
