@@ -147,8 +147,8 @@ def main():
     if args.readme:
         update_readme(Path(args.readme), out.name, leaderboard(records) + "\n" + cells_table(records))
     print(leaderboard(records))
-    print(f"wrote {out / 'results'} (results dataset) and {len([r for r in records if r.get('repo_folder')])} "
-          f"distilled-set folders in {out}")
+    folders = {r["repo_folder"] for r in records if r.get("repo_folder") and (out / r["repo_folder"]).is_dir()}
+    print(f"wrote {out / 'results'} (results dataset) and {len(folders)} distilled-set folders in {out}")
     if args.push_to_hub:
         org = args.hub_repo_id.split("/")[0]
         print(f"pushed: {push_folder(out / 'results', args.hub_repo_id)}")
