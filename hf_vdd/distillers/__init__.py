@@ -28,3 +28,6 @@ __all__ += ["DMConfig", "DMDistiller"]
 from .idtd import IDTDConfig, IDTDDistiller, IDTDGenerator  # noqa: E402
 
 __all__ += ["IDTDConfig", "IDTDDistiller", "IDTDGenerator"]
+from .realism import MotionSaliencyDetector, RealismConfig, RealismDistiller, TransformersDetector  # noqa: E402
+
+__all__ += ["MotionSaliencyDetector", "RealismConfig", "RealismDistiller", "TransformersDetector"]
