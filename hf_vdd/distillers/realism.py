@@ -193,7 +193,10 @@ def track(frames: np.ndarray, box: Box, fast: bool = False) -> list[Box] | None:
         return None
     boxes = [tuple(float(v) for v in init)]
     for f in frames[1:]:
-        ok, b = tracker.update(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        try:
+            ok, b = tracker.update(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        except cv2.error:  # CSRT asserts when its window degenerates (seen on 32x32 toy frames): a lost track
+            return None
         if not ok or b[2] <= 0 or b[3] <= 0:
             return None
         boxes.append(tuple(float(v) for v in b))

@@ -125,6 +125,18 @@ def test_csrt_follows_a_moving_square():
     assert abs(x + w / 2 - (4 + 2 * 19 + 4)) <= 3 and abs(y + h / 2 - 14) <= 3
 
 
+def test_tracker_errors_are_lost_tracks(monkeypatch):
+    class Broken:
+        def init(self, frame, box):
+            pass
+
+        def update(self, frame):
+            raise cv2.error("(-215:Assertion failed) !ssize.empty() in function 'resize'")
+
+    monkeypatch.setattr(R, "_csrt", lambda fast=False: Broken())
+    assert R.track(square_video(length=5), (4, 10, 8, 8)) is None
+
+
 @pytest.fixture(scope="module")
 def tiny_detector(tmp_path_factory):
     """A randomly initialised YOLOS detector built from a config and saved locally (no download)."""
