@@ -77,8 +77,10 @@ class OutputArgs:
     eval_steps: int = field(default=300, metadata={"help": "Student training steps per evaluation run."})
 
 
-def finish(output, data: DataArgs, out: OutputArgs, accelerator=None) -> str:
-    """Optionally evaluate, then save (main process) and push. Returns the output folder."""
+def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_options) -> str:
+    """Optionally evaluate (`train_options` go to `TrainConfig`), then save (main process) and push.
+
+    Returns the output folder."""
     from .training import TrainConfig, evaluate_distilled
 
     name = f"{Path(str(data.dataset)).name}-ipc{output.ipc}-{output.method}"
@@ -88,7 +90,8 @@ def finish(output, data: DataArgs, out: OutputArgs, accelerator=None) -> str:
     if out.eval_runs > 0:
         test = data.load("test")
         report = evaluate_distilled(output, test, TrainConfig(runs=out.eval_runs, steps=out.eval_steps,
-                                                              seed=output.seed or 0), accelerator=accelerator)
+                                                              seed=output.seed or 0, **train_options),
+                                    accelerator=accelerator)
         output.eval_results = {"convnet3d": report.to_dict()}
         print(f"{name}: {report.summary()} ({out.eval_runs} runs)")
     if accelerator is None or accelerator.is_main_process:

@@ -46,11 +46,19 @@ class TrainConfig:
                 "distilled sets (seen at IPC 1 on toy-actions)."})
     standardize: bool = field(default=False, metadata={"help": "Per-batch standardisation of inputs."})
     soft_label_weight: float = field(default=1.0, metadata={"help": "Weight of soft-label loss when present."})
+    label_mode: str = field(default="soft", metadata={
+        "help": "soft: train on the set's soft labels when it has them; hard: use the class labels only "
+                "(ablation). Per-region soft labels (N, R, K), R = n*n, always add the per-tile loss (Eq. 5)."})
+    region_samples: int = field(default=0, metadata={
+        "help": "Tiles per mosaic per step for the region loss (0 = all R tiles, exact Eq. 5; k = k random)."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
 
 
 class TensorVideoSet(Dataset):
-    """Videos `(N, T, C, H, W)` (pixel space) + labels `(N,)` [+ soft labels `(N, K)`], as a torch Dataset."""
+    """Videos `(N, T, C, H, W)` (pixel space) + labels `(N,)` [+ soft labels `(N, K)` or per-region `(N, R, K)`].
+
+    Per-region soft labels describe mosaics: R = n*n tiles in row-major order (`tile_bounds` gives their pixels).
+    """
 
     def __init__(self, videos: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None):
         if videos.ndim != 5:
@@ -74,6 +82,72 @@ def make_accelerator(accelerator: Accelerator | None = None) -> Accelerator:
     # Without an accelerator device, `cpu=True` is what makes `accelerate launch --multi_gpu` use gloo processes.
     return Accelerator(cpu=not torch.cuda.is_available(),
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
+
+
+def tile_bounds(size: int, n: int) -> list[tuple[int, int]]:
+    """Pixel ranges `[(start, stop)] * n` of an n-way split of `size` (the mosaic grid; sizes differ by <= 1)."""
+    if not 1 <= n <= size:
+        raise ValueError(f"Cannot split {size} pixels into {n} tiles.")
+    edges = np.linspace(0, size, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def region_tiles(x: torch.Tensor, n: int, tiles: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop tiles of `(B, T, C, H, W)` mosaics and upsample each to `(H, W)`.
+
+    Returns `(B, R, T, C, H, W)` for all R = n*n tiles (row-major), or `(B, k, ...)` for the tile indices
+    `tiles` `(B, k)`.
+    """
+    b, t, c, h, w = x.shape
+    rows, cols = tile_bounds(h, n), tile_bounds(w, n)
+    out = []
+    for y0, y1 in rows:
+        for x0, x1 in cols:
+            tile = x[:, :, :, y0:y1, x0:x1].reshape(b * t, c, y1 - y0, x1 - x0)
+            out.append(F.interpolate(tile, size=(h, w), mode="bilinear", align_corners=False).view(b, t, c, h, w))
+    out = torch.stack(out, 1)
+    if tiles is not None:
+        out = out[torch.arange(b, device=x.device)[:, None], tiles]
+    return out
+
+
+def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -(target * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
+                 config: TrainConfig) -> torch.Tensor:
+    """The training loss of one batch (pixel-space `x`).
+
+    - no soft labels, or `label_mode="hard"` without regions: cross-entropy with `y`;
+    - soft labels `(B, K)`: soft cross-entropy, times `soft_label_weight`;
+    - per-region soft labels `(B, R, K)` (mosaics of n*n tiles): the whole mosaic against the mean of its region
+      labels, plus Eq. 5 of Jiang et al.: each tile cropped, upsampled to the full frame and trained against its
+      own label, averaged over tiles. `label_mode="hard"` keeps the same crops with the class label `y` instead.
+    """
+    if config.label_mode not in ("soft", "hard"):
+        raise ValueError(f"label_mode must be 'soft' or 'hard', got {config.label_mode!r}.")
+    hard = config.label_mode == "hard"
+    logits = model(_prepare_inputs(x, config.standardize))
+    if soft is None or (hard and soft.ndim == 2):
+        return F.cross_entropy(logits, y)
+    if soft.ndim == 2:
+        return _soft_ce(logits, soft) * config.soft_label_weight
+    b, r, k = soft.shape
+    n = math.isqrt(r)
+    if n * n != r:
+        raise ValueError(f"Per-region soft labels need R = n*n regions, got R = {r}.")
+    if hard:
+        soft = F.one_hot(y, k).float()[:, None].expand(b, r, k)
+    loss = _soft_ce(logits, soft.mean(1))
+    tiles = None
+    if 0 < config.region_samples < r:
+        tiles = torch.stack([torch.randperm(r)[:config.region_samples] for _ in range(b)]).to(x.device)
+        soft = soft[torch.arange(b, device=x.device)[:, None], tiles]
+    crops = region_tiles(x, n, tiles)
+    m = crops.shape[1]
+    tile_logits = model(_prepare_inputs(crops.flatten(0, 1), config.standardize))
+    return (loss + _soft_ce(tile_logits, soft.reshape(b * m, k))) * config.soft_label_weight
 
 
 def _prepare_inputs(x: torch.Tensor, standardize: bool) -> torch.Tensor:
@@ -103,13 +177,7 @@ def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfi
                disable=not (config.show_progress and accelerator.is_local_main_process))
     for _ in range(epochs):
         for batch in loader:
-            x, y = batch[0], batch[1]
-            logits = model(_prepare_inputs(x, config.standardize))
-            if len(batch) > 2:  # soft labels (probabilities)
-                soft = batch[2]
-                loss = -(soft * F.log_softmax(logits, -1)).sum(-1).mean() * config.soft_label_weight
-            else:
-                loss = F.cross_entropy(logits, y)
+            loss = student_loss(model, batch[0], batch[1], batch[2] if len(batch) > 2 else None, config)
             optimizer.zero_grad()
             accelerator.backward(loss)
             if config.max_grad_norm > 0:

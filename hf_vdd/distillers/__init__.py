@@ -46,3 +46,6 @@ from .selectors import (  # noqa: E402
 __all__ += ["LatteFinetuneConfig", "MAEScoreSelector", "PoolConfig", "PoolRandomSelection", "SelectorConfig",
             "TACDTConfig", "TACDTSelector", "VSTUNetConfig", "VSTUNetSelector", "VideoPool", "finetune_latte",
             "generate_pool", "load_latte", "load_pool", "tiny_latte_pipeline"]
+from .realism import MotionSaliencyDetector, RealismConfig, RealismDistiller, TransformersDetector  # noqa: E402
+
+__all__ += ["MotionSaliencyDetector", "RealismConfig", "RealismDistiller", "TransformersDetector"]

@@ -114,8 +114,7 @@ class DistillationOutput:
     def to_train_set(self, num_frames: int | None = None):
         from ..training import TensorVideoSet
 
-        soft = self.soft_labels if self.soft_labels is not None and self.soft_labels.ndim == 2 else None
-        return TensorVideoSet(self.expanded_videos(num_frames), self.labels, soft)
+        return TensorVideoSet(self.expanded_videos(num_frames), self.labels, self.soft_labels)
 
     def storage_bytes(self) -> int:
         return int(sum(v.numel() * (1 if self.is_uint8 else 2) for v in self.videos))
@@ -153,13 +152,18 @@ class DistillationOutput:
             sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
                             "frames and expanded to T by interleave-repeat (`load_distilled` does it).\n\n"
                             "| class | frames stored |\n|---|---|\n" + rows)
+        storage_table = ""
+        if self.stats.get("storage_bytes"):  # {"this set": bytes, "<baseline> (how)": bytes, ...}
+            lines = ["| set | bytes | MB |", "|---|---|---|"]
+            lines += [f"| {name} | {b:,} | {b / 1e6:.3f} |" for name, b in self.stats["storage_bytes"].items()]
+            storage_table = "\n".join(lines)
         extra = [c for c in ("source_index", "soft_label") if getattr(self, c + "s" if c == "soft_label" else c)
                  is not None]
         return render_dataset_card(
             card_data, pretty_name=card_data.pretty_name, num_rows=len(self.labels), ipc=self.ipc,
             num_classes=len(self.class_names), source=self.source, method=self.method, repo_id=repo_id,
             num_frames=self.num_frames, frame_size=self.frame_size, dtype=meta["dtype"], seed=self.seed,
-            version=__version__, stored_bytes=f"{stored_bytes:,}", eval_table=eval_table,
+            version=__version__, stored_bytes=f"{stored_bytes:,}", eval_table=eval_table, storage_table=storage_table,
             extra_columns=", ".join(f"`{c}`" for c in extra),
             dtype_note=("Selected/generated real frames, uint8 in [0, 255]." if self.is_uint8 else
                         "Optimised pixels, float16 in normalised space."),
