@@ -16,7 +16,7 @@ Cells already in `results/results.json` are skipped (`--force` recomputes).
 import json
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get_distiller
@@ -46,7 +46,9 @@ class BenchmarkArgs:
     seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
     output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where the repo folders go."})
     overrides: str = field(default="{}", metadata={
-        "help": 'JSON of per-method config fields, e.g. \'{"dm": {"iterations": 200}}\'.'})
+        "help": 'JSON of per-method config fields, e.g. \'{"dm": {"iterations": 200}}\'; a method\'s "train" '
+                'key holds TrainConfig fields for its students, e.g. \'{"realism@hard": {"train": '
+                '{"label_mode": "hard"}}}\'.'})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
     readme: str | None = field(default=None, metadata={"help": "Also write the tables into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})
@@ -65,12 +67,31 @@ def _load_records(out: Path, force: bool) -> list[dict]:
     return []
 
 
+def _check_overrides(overrides: dict, methods: list[str]) -> None:
+    """Fail before any work on an override key no method uses or a field its config does not have."""
+    train_fields = {f.name for f in fields(TrainConfig)}
+    for method, kwargs in overrides.items():
+        if method not in ("full", "static") and method.split("@")[0] not in DISTILLERS:
+            raise ValueError(f"--overrides has key '{method}', which names no method; use a --methods entry "
+                             f"such as {methods}.")
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--overrides['{method}'] must be a JSON object of config fields, got {kwargs!r}.")
+        config_fields = set() if method in ("full", "static") else {
+            f.name for f in fields(get_distiller(method.split("@")[0]).config_class)}
+        bad = sorted(set(kwargs) - config_fields - {"train"})
+        bad += sorted(f"train.{k}" for k in set(kwargs.get("train", {})) - train_fields)
+        if bad:
+            raise ValueError(f"--overrides['{method}'] has unknown field(s) {bad}; the distiller config takes "
+                             f"{sorted(config_fields)} and 'train' takes TrainConfig fields {sorted(train_fields)}.")
+
+
 def main():
     (args,) = parse_args(BenchmarkArgs)
     overrides = json.loads(args.overrides)
     unknown = [m for m in args.methods if m not in ("full", "static") and m.split("@")[0] not in DISTILLERS]
     if unknown:
         raise ValueError(f"Unknown methods {unknown}; choose from full, static, {sorted(DISTILLERS)} (or name@tag).")
+    _check_overrides(overrides, args.methods)
     pooled = [m for m in args.methods if getattr(DISTILLERS.get(m.split("@")[0]), "needs_pool", False)]
     if pooled and not args.pool_dir:
         raise ValueError(f"{pooled} select from a generation pool: pass --pool_dir (made by "
@@ -100,7 +121,8 @@ def main():
         for method, ipc in todo:
             static = method == "static"
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
-            kwargs = overrides.get(method, {})
+            kwargs = dict(overrides.get(method, {}))
+            train_kwargs = kwargs.pop("train", {})
             with PeakMemory() as cost:
                 if ipc is None:
                     data = train
@@ -118,7 +140,7 @@ def main():
                 steps = args.full_steps if ipc is None else args.steps
                 report = evaluate_distilled(data, test, TrainConfig(
                     student=student, runs=args.runs, steps=steps, seed=args.seed, batch_size=args.batch_size,
-                    show_progress=False), accelerator=accelerator)
+                    show_progress=False, **train_kwargs), accelerator=accelerator)
                 distilled = ipc is not None
                 if distilled:
                     data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
@@ -126,7 +148,7 @@ def main():
                     "dataset": dataset, "method": method, "ipc": ipc, "student": student, "setting": setting,
                     "class_names": test.class_names, "distill_seconds": cost.seconds if distilled else 0.0,
                     "peak_rss_mb": cost.peak_rss_mb, "peak_cuda_mb": cost.peak_cuda_mb,
-                    "distiller_overrides": kwargs if distilled else {},
+                    "distiller_overrides": kwargs if distilled else {}, "train_overrides": train_kwargs,
                     "stored_bytes": data.storage_bytes() if distilled else None,
                     "distill_stats": {k: v for k, v in data.stats.items() if k not in
                                       ("loss_curve", "rewards", "q_tables")} if distilled else {},

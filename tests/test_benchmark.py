@@ -41,18 +41,22 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     readme.write_text("# x\n<!-- results:bench:start -->\nold\n<!-- results:bench:end -->\ntail\n")
     out = tmp_path / "bench"
     cmd = [sys.executable, "recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
-           "herding", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3", "--students", "convnet3d",
-           "videomae", "--output_dir", str(out), "--readme", str(readme)]
+           "herding", "random@b4", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3", "--students", "convnet3d",
+           "videomae", "--output_dir", str(out), "--readme", str(readme),
+           "--overrides", '{"random@b4": {"train": {"batch_size": 4}}}']
     first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-herding", "toy-actions-ipc1-random"]
+    assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-herding", "toy-actions-ipc1-random",
+                                                  "toy-actions-ipc1-random-b4"]
     records = json.loads((out / "results" / "results.json").read_text())
-    assert len(records) == 6  # 3 cells x 2 students
+    assert len(records) == 8  # 4 cells x 2 students
+    variant = next(r for r in records if r["method"] == "random@b4")
+    assert variant["train_overrides"] == {"batch_size": 4} and variant["distiller_overrides"] == {}
     herding = next(r for r in records if r["method"] == "herding" and r["student"] == "videomae")
     assert herding["stored_bytes"] == 10 * 8 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0
     assert herding["ratio_to_full"] is not None and len(herding["per_class"]) == 10
     rows = load_dataset(str(out / "results"), split="train")
-    assert len(rows) == 6 and set(rows["student"]) == {"convnet3d", "videomae"}
+    assert len(rows) == 8 and set(rows["student"]) == {"convnet3d", "videomae"}
     for png in ("accuracy_vs_ipc.png", "accuracy_vs_storage.png", "per_class_toy-actions.png"):
         assert (out / "results" / png).stat().st_size > 1000
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
@@ -60,8 +64,21 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)  # resumable: nothing recomputed
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
-    assert len(json.loads((out / "results" / "results.json").read_text())) == 6
+    assert len(json.loads((out / "results" / "results.json").read_text())) == 8
     bad = subprocess.run(cmd[:4] + ["--methods", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "Unknown methods ['nope']" in bad.stderr
     no_pool = subprocess.run(cmd[:4] + ["--methods", "tacdt"], cwd=REPO, capture_output=True, text=True)
     assert no_pool.returncode == 2 and "pass --pool_dir" in no_pool.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ('{"dm": {"iterationz": 5}}', "unknown field(s) ['iterationz']"),
+    ('{"dm": {"train": {"stepz": 5}}}', "unknown field(s) ['train.stepz']"),
+    ('{"dmm": {"iterations": 5}}', "key 'dmm', which names no method"),
+])
+def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, overrides, message):
+    out = tmp_path / "bench"
+    bad = subprocess.run([sys.executable, "recipes/benchmark.py", "--methods", "dm", "--output_dir", str(out),
+                          "--overrides", overrides], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-1000:]
+    assert not out.exists()

@@ -59,6 +59,10 @@ class RealismConfig(DistillerConfig):
                 "span (num_frames-1)·interval+1, so mosaics play at the test clips' speed."})
     candidates_per_class: int | None = field(default=None, metadata={
         "help": "Random uniform pre-selection V'_c of videos per class before tracking (Sec. 4.3); default all."})
+    crop: str = field(default="track", metadata={
+        "help": "track: Sec. 5.1's crop, re-centred on the tracked box in every frame (a camera that follows the "
+                "object: motion relative to the frame is removed); trajectory: one fixed window covering the "
+                "tracked box in all frames (keeps translation, e.g. toy-actions' slide classes)."})
     motion_frames: int = field(default=8, metadata={"help": "Frame differences used by the motion proposer."})
     fast_tracker: bool = field(default=False, metadata={
         "help": "CSRT with 9 scales and no segmentation (about 2x faster); default: OpenCV's CSRT defaults."})
@@ -203,6 +207,13 @@ def track(frames: np.ndarray, box: Box, fast: bool = False) -> list[Box] | None:
     return boxes
 
 
+def trajectory_box(path: list[Box]) -> Box:
+    """The smallest box `(x, y, w, h)` holding every box of a track."""
+    x0 = min(b[0] for b in path)
+    y0 = min(b[1] for b in path)
+    return x0, y0, max(b[0] + b[2] for b in path) - x0, max(b[1] + b[3] for b in path) - y0
+
+
 def speed_normalise(clip: np.ndarray, length: int) -> np.ndarray:
     """Resample `(L, ...)` to `length` frames evenly in time (a longer clip is sped up)."""
     return clip[np.linspace(0, len(clip) - 1, length).round().astype(int)]
@@ -230,6 +241,8 @@ class RealismDistiller(Distiller):
         c = self.config
         if c.grid < 1:
             raise ValueError(f"grid must be >= 1, got {c.grid}.")
+        if c.crop not in ("track", "trajectory"):
+            raise ValueError(f"crop must be track or trajectory, got {c.crop!r}.")
         if c.score not in ("own_class", "top_confidence"):
             raise ValueError(f"score must be own_class or top_confidence, got {c.score!r}.")
         need = c.ipc * c.grid ** 2
@@ -309,6 +322,8 @@ class RealismDistiller(Distiller):
                 if box != whole and path is None:
                     stats["fallback_lost_track"] += 1
                 path = path or [whole] * len(frames)
+                if c.crop == "trajectory":
+                    path = [trajectory_box(path)] * len(frames)
                 clips.append(np.stack([crop_resize(f, crop_window(b, fw, fh, tile_w, tile_h), tile_w, tile_h)
                                        for f, b in zip(frames, path)]))
             probs = teacher.probs(torch.as_tensor(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255.0)

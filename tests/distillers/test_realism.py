@@ -225,11 +225,32 @@ def test_lost_tracks_fall_back_and_are_counted(toy_train, teacher_dir, monkeypat
     assert out.stats["fallback_lost_track"] > 0
 
 
+def test_trajectory_crop_keeps_translation_that_the_tracking_crop_removes(teacher3_dir):
+    colours = [(255, 60, 60), (60, 255, 60), (60, 60, 255)]
+    videos = [square_video(length=24, size=64, start=4, step=2, colour=c, side=10, noise=2, seed=i)
+              for i, c in enumerate(colours)]
+    ds = Dataset.from_dict({"video": videos, "label": [0, 1, 2]}, features=Features(
+        {"video": Array4D(shape=(None, 64, 64, 3), dtype="uint8"), "label": ClassLabel(names=NAMES)}))
+    data = load_video_dataset(ds, "train", num_frames=4, frame_size=64, interval=4)
+
+    def shift(crop):
+        out = RealismDistiller(ipc=1, grid=1, teacher=str(teacher3_dir), crop=crop)(data)
+        assert out.stats["fallback_no_detection"] == out.stats["fallback_lost_track"] == 0
+        bright = out.videos.float().amax(2) > 150  # (M, T, H, W)
+        xs = torch.arange(64.0)
+        centre = (bright.float() * xs).sum((2, 3)) / bright.float().sum((2, 3))
+        return (centre[:, -1] - centre[:, 0]).abs().min().item()
+
+    assert shift("track") < 6 < 15 < shift("trajectory")  # the square moves 24 px in the 13 tracked frames
+
+
 def test_clear_errors(toy_train, teacher_dir):
     with pytest.raises(ValueError, match="grid 3×3 at ipc 1 needs 9 clips per class.*lower --grid"):
         RealismDistiller(ipc=1, grid=3, teacher=str(teacher_dir))(toy_train)
     with pytest.raises(ValueError, match="score must be own_class or top_confidence"):
         RealismDistiller(score="loss", teacher=str(teacher_dir))(toy_train)
+    with pytest.raises(ValueError, match="crop must be track or trajectory"):
+        RealismDistiller(crop="union", teacher=str(teacher_dir))(toy_train)
     with pytest.raises(ValueError, match="top_k=3 is smaller than ipc·grid² = 4"):
         RealismDistiller(top_k=3, teacher=str(teacher_dir))(toy_train)
 
