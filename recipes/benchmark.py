@@ -13,6 +13,7 @@ row per cell, `results.json`, `results.md`, PNG plots) and one `<dataset>-ipc<k>
 Cells already in `results/results.json` are skipped (`--force` recomputes).
 """
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -104,6 +105,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     records = _load_records(out, args.force)
     done = {cell_key(r) for r in records}
+    distilled_sets = {}
     command = "python recipes/benchmark.py " + shlex.join(sys.argv[1:])
     for dataset in args.datasets:
         size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
@@ -123,16 +125,24 @@ def main():
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
             kwargs = dict(overrides.get(method, {}))
             train_kwargs = kwargs.pop("train", {})
-            with PeakMemory() as cost:
-                if ipc is None:
-                    data = train
-                else:
-                    cls = get_distiller(method.split("@")[0])
-                    if getattr(cls, "needs_pool", False):
-                        source = load_pool(args.pool_dir, class_names=train.class_names)
+            # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
+            memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
+            if ipc is not None and memo_key in distilled_sets:
+                data, cost = distilled_sets[memo_key]
+                data = dataclasses.replace(data, eval_results=None)
+            else:
+                with PeakMemory() as cost:
+                    if ipc is None:
+                        data = train
                     else:
-                        source = train
-                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
+                        cls = get_distiller(method.split("@")[0])
+                        if getattr(cls, "needs_pool", False):
+                            source = load_pool(args.pool_dir, class_names=train.class_names)
+                        else:
+                            source = train
+                        data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
+                if ipc is not None:
+                    distilled_sets[memo_key] = (data, cost)
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             for student in args.students:
                 if (dataset, method, ipc, student) in done:

@@ -41,8 +41,8 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     readme.write_text("# x\n<!-- results:bench:start -->\nold\n<!-- results:bench:end -->\ntail\n")
     out = tmp_path / "bench"
     cmd = [sys.executable, "recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
-           "herding", "random@b4", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3", "--students", "convnet3d",
-           "videomae", "--output_dir", str(out), "--readme", str(readme),
+           "herding", "random@b4", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3",
+           "--students", "convnet3d", "videomae", "--output_dir", str(out), "--readme", str(readme),
            "--overrides", '{"random@b4": {"train": {"batch_size": 4}}}']
     first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -52,6 +52,8 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     assert len(records) == 8  # 4 cells x 2 students
     variant = next(r for r in records if r["method"] == "random@b4")
     assert variant["train_overrides"] == {"batch_size": 4} and variant["distiller_overrides"] == {}
+    random = next(r for r in records if r["method"] == "random" and r["student"] == "convnet3d")
+    assert variant["distill_seconds"] == random["distill_seconds"]  # same distiller settings: set reused
     herding = next(r for r in records if r["method"] == "herding" and r["student"] == "videomae")
     assert herding["stored_bytes"] == 10 * 8 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0
     assert herding["ratio_to_full"] is not None and len(herding["per_class"]) == 10

@@ -67,15 +67,20 @@ def _is_toy(dataset: str) -> bool:
     return str(dataset) in ("toy-actions", "toy_actions")
 
 
+def _cache_folder(kind: str, train_set, config) -> Path:
+    """`<cache>/<kind>/tiny-<kind>-<hash>`: keyed by the data and the training config that built the model."""
+    facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
+             "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(config)}
+    return cache_root() / kind / f"tiny-{kind}-{_key(facts)}"
+
+
 def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
     """A tiny Latte fine-tuned on `train_set` (cached); returns its folder."""
     from .diffusion import tiny_latte_pipeline
 
     cfg = LatteFinetuneConfig(steps=args.default_finetune_steps, vae_steps=args.default_vae_steps, batch_size=8,
                               lr=1e-3, prompt_template=args.prompt_template, seed=0)
-    facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
-             "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(cfg)}
-    folder = cache_root() / "latte" / f"tiny-latte-{_key(facts)}"
+    folder = _cache_folder("latte", train_set, cfg)
     if not (folder / "model_index.json").is_file():
         if accelerator.is_main_process:
             print(f"building the default generator: a tiny Latte fine-tuned on {train_set.name} -> {folder}")
@@ -93,9 +98,7 @@ def default_encoder(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
     config = TrainConfig(student="videomae", steps=args.default_encoder_steps, batch_size=16, lr=0.05, runs=1, seed=0,
                          show_progress=accelerator.is_local_main_process)
-    facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
-             "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(config)}
-    folder = cache_root() / "videomae" / f"tiny-videomae-{_key(facts)}"
+    folder = _cache_folder("videomae", train_set, config)
     if not (folder / "config.json").is_file():
         if accelerator.is_main_process:
             print(f"building the default encoder: a tiny VideoMAE classifier trained on {train_set.name} -> {folder}")

@@ -54,20 +54,21 @@ def toy_train(tiny_toy):
     return load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32)
 
 
+def _random_teacher(tmp_path_factory, num_classes):
+    folder = tmp_path_factory.mktemp(f"teacher{num_classes}") / "convnet3d"
+    torch.manual_seed(0)
+    ConvNet3D(num_classes=num_classes, widths=(8, 16, 16)).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("teacher") / "convnet3d"
-    torch.manual_seed(0)
-    ConvNet3D(num_classes=4, widths=(8, 16, 16)).save_pretrained(folder)
-    return folder
+    return _random_teacher(tmp_path_factory, 4)
 
 
 @pytest.fixture(scope="module")
 def teacher3_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("teacher3") / "convnet3d"
-    torch.manual_seed(0)
-    ConvNet3D(num_classes=3, widths=(8, 16, 16)).save_pretrained(folder)
-    return folder
+    return _random_teacher(tmp_path_factory, 3)
 
 
 @pytest.fixture(scope="module")
