@@ -148,9 +148,9 @@ def main():
                 if (dataset, method, ipc, student) in done:
                     continue
                 steps = args.full_steps if ipc is None else args.steps
-                report = evaluate_distilled(data, test, TrainConfig(
-                    student=student, runs=args.runs, steps=steps, seed=args.seed, batch_size=args.batch_size,
-                    show_progress=False, **train_kwargs), accelerator=accelerator)
+                train_config = {"student": student, "runs": args.runs, "steps": steps, "seed": args.seed,
+                                "batch_size": args.batch_size, "show_progress": False} | train_kwargs
+                report = evaluate_distilled(data, test, TrainConfig(**train_config), accelerator=accelerator)
                 distilled = ipc is not None
                 if distilled:
                     data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
