@@ -69,7 +69,7 @@ def _load_records(out: Path, force: bool) -> list[dict]:
 
 
 def _check_overrides(overrides: dict, methods: list[str]) -> None:
-    """Fail before any work on an override key no method uses or a field its config does not have."""
+    """Fail before any work on an override key that names no method or a field its config does not have."""
     train_fields = {f.name for f in fields(TrainConfig)}
     for method, kwargs in overrides.items():
         if method not in ("full", "static") and method.split("@")[0] not in DISTILLERS:
@@ -127,22 +127,19 @@ def main():
             train_kwargs = kwargs.pop("train", {})
             # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
             memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
-            if ipc is not None and memo_key in distilled_sets:
+            if ipc is None:
+                with PeakMemory() as cost:
+                    data = train
+            elif memo_key in distilled_sets:
                 data, cost = distilled_sets[memo_key]
                 data = dataclasses.replace(data, eval_results=None)
             else:
                 with PeakMemory() as cost:
-                    if ipc is None:
-                        data = train
-                    else:
-                        cls = get_distiller(method.split("@")[0])
-                        if getattr(cls, "needs_pool", False):
-                            source = load_pool(args.pool_dir, class_names=train.class_names)
-                        else:
-                            source = train
-                        data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
-                if ipc is not None:
-                    distilled_sets[memo_key] = (data, cost)
+                    cls = get_distiller(method.split("@")[0])
+                    source = (load_pool(args.pool_dir, class_names=train.class_names)
+                              if getattr(cls, "needs_pool", False) else train)
+                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
+                distilled_sets[memo_key] = (data, cost)
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             for student in args.students:
                 if (dataset, method, ipc, student) in done:
