@@ -7,6 +7,7 @@ distillation wall time, peak RSS, peak CUDA memory (GPU only), stored bytes and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -64,6 +65,11 @@ class PeakMemory:
 
 def cell_key(r: dict) -> tuple:
     return r["dataset"], r["method"], r["ipc"], r.get("student", "convnet3d")
+
+
+def settings_key(settings: dict) -> str:
+    """A short hash of everything that changes a cell's numbers (a stored cell is reused only if it matches)."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _fmt(m: dict) -> str:
@@ -177,7 +183,7 @@ def save_results_repo(records: list[dict], folder: str | os.PathLike, repo_id: s
     """Write the results dataset repo folder: card, `data/train-*.parquet` (one row per cell), JSON, table, plots."""
     add_full_ratios(records)
     folder = Path(folder)
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, marker="results.json") as tmp:
         rows = [{"dataset": r["dataset"], "method": r["method"], "ipc": r["ipc"] or 0,
                  "student": r.get("student", "convnet3d"), "top1": r["top1"]["mean"], "top1_std": r["top1"]["std"],
                  "top5": r["top5"]["mean"], "auc": r["auc"]["mean"], "f1": r["f1"]["mean"],

@@ -1,23 +1,37 @@
-"""What every recipe shares: dataclass flags (+ `--config file.yaml`), data loading, distil → save → push."""
+"""What every recipe shares: dataclass flags (+ `--config file.yaml`), checks before the work, distil → save → push.
+
+Recipes check everything a user can get wrong *before* decoding a video (`parse_args` checks the flags and every
+model named on the command line; `OutputArgs.prepare` checks the output folder and the Hub settings;
+`DataArgs.load_splits` checks the class lists), and `run_main` turns those user errors into one line on stderr and
+exit status 2. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser
 
 from .data.loading import load_video_dataset
-from .utils import configure_threads
+from .hub import check_model_ref, check_push_settings, push_folder
+from .utils import HfVddError, check_output_dir, configure_threads, shared_data_dir
 
-USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError, TypeError)
+USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
+
+# Config fields that name a model (a local folder or a Hub id), checked before any work; values that are keywords.
+MODEL_FIELDS = {"feature_model": (), "teacher": (), "detector": ("motion",), "generator": (), "encoder": (),
+                "pretrained": (), "student_pretrained": ()}
 
 
 def parse_args(*dataclass_types, argv: list[str] | None = None):
-    """Parse dataclasses from the command line; `--config file.yaml` supplies defaults that flags override."""
+    """Parse dataclasses from the command line; `--config file.yaml` supplies defaults that flags override.
+
+    Every model a field names (`MODEL_FIELDS`) is checked to exist (local folder, or Hub id when online / in the
+    cache when offline) before the recipe starts its work."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(dataclass_types)
     if "--config" in argv:
@@ -27,14 +41,35 @@ def parse_args(*dataclass_types, argv: list[str] | None = None):
         path = Path(argv[i + 1])
         if not path.is_file():
             parser.error(f"--config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        known = {a.dest for a in parser._actions}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+            parser.error(f"--config file {path} is not valid YAML{line}: {getattr(err, 'problem', err)}. Write one "
+                         f"`key: value` per line, e.g. `ipc: 5`.")
+        if not isinstance(values, dict):
+            parser.error(f"--config file {path} must be a mapping of flag names to values (e.g. `ipc: 5`), got a "
+                         f"{type(values).__name__}.")
+        known = {f.name for dc in dataclass_types for f in fields(dc) if f.init}
         unknown = sorted(set(values) - known)
         if unknown:
             parser.error(f"unknown keys in {path}: {unknown}")
         parser.set_defaults(**values)
         del argv[i:i + 2]
-    return parser.parse_args_into_dataclasses(args=argv)
+    parsed = parser.parse_args_into_dataclasses(args=argv)
+    check_models(*parsed)
+    return parsed
+
+
+def check_models(*configs) -> None:
+    """Check every model a config field names (see `MODEL_FIELDS`) before any work; dicts are accepted too."""
+    for config in configs:
+        values = config if isinstance(config, dict) else vars(config) if is_dataclass(config) else {}
+        for name, keywords in MODEL_FIELDS.items():
+            ref = values.get(name)
+            if isinstance(ref, str) and ref not in keywords:
+                check_model_ref(ref, f"--{name}")
 
 
 def run_main(main) -> None:
@@ -60,46 +95,107 @@ class DataArgs:
     frame_size: int | None = field(default=None, metadata={"help": "Frame side (default 32 toy, 112 else)."})
     num_frames: int | None = field(default=None, metadata={"help": "Frames per clip (default 8 toy, 16 else)."})
     interval: int = field(default=4, metadata={"help": "Temporal sampling interval."})
-    skip_corrupt: bool = field(default=False, metadata={"help": "Skip (and count) unreadable videos."})
+    skip_corrupt: bool = field(default=False, metadata={"help": "Skip unreadable or truncated videos (they are "
+                                                                "listed at the end and in the card)."})
+    _loaded: dict = field(default_factory=dict, init=False, repr=False)
 
     def load(self, split: str, **kwargs):
-        size, frames = default_video_shape(self.dataset, self.frame_size, self.num_frames)
-        return load_video_dataset(self.dataset, split, num_frames=frames, frame_size=size, interval=self.interval,
-                                  skip_corrupt=self.skip_corrupt, **kwargs)
+        """The split as a `VideoClassificationSet` (nothing decoded; the same object for the same arguments)."""
+        key = (split, tuple(sorted(kwargs.items())))
+        if key not in self._loaded:
+            size, frames = default_video_shape(self.dataset, self.frame_size, self.num_frames)
+            self._loaded[key] = load_video_dataset(self.dataset, split, num_frames=frames, frame_size=size,
+                                                   interval=self.interval, skip_corrupt=self.skip_corrupt, **kwargs)
+        return self._loaded[key]
+
+    def load_splits(self, test: bool = True, **kwargs):
+        """`(train, test)` (test `None` when not needed), their class lists checked to match, nothing decoded."""
+        train = self.load("train", **kwargs)
+        if not test:
+            return train, None
+        test_set = self.load("test", **kwargs)
+        from .training import class_order
+
+        if class_order(train.class_names, test_set.class_names, f"The train split of {self.dataset}") is not None:
+            raise HfVddError(f"The train and test splits of {self.dataset} list their classes in different orders; "
+                             f"rebuild the dataset with one ClassLabel for both splits.")
+        return train, test_set
+
+    def input_folders(self) -> list[Path]:
+        """Local folders holding the source data: never written to."""
+        folders = [shared_data_dir()]
+        if Path(str(self.dataset)).expanduser().exists():
+            folders.append(Path(str(self.dataset)).expanduser())
+        return folders
+
+    def skipped_videos(self) -> list[str]:
+        return sorted({path for ds in self._loaded.values() for path in ds.skipped})
 
 
 @dataclass
 class OutputArgs:
-    output_dir: str | None = field(default=None, metadata={"help": "Distilled-set folder (default outputs/<name>)."})
+    output_dir: str | None = field(default=None, metadata={"help": "Distilled-set folder (default "
+                                                                   "outputs/<dataset>-ipc<k>-<method>)."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output_dir if it holds an earlier hf_vdd "
+                                                             "output (a folder with distillation.json; nothing else "
+                                                             "is ever replaced)."})
     push_to_hub: bool = field(default=False, metadata={"help": "Also upload the folder to the Hub."})
     hub_repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repo id for --push_to_hub."})
     eval_runs: int = field(default=0, metadata={"help": "Evaluate the result with this many runs (0 = skip)."})
     eval_steps: int = field(default=300, metadata={"help": "Student training steps per evaluation run."})
 
+    def prepare(self, data: DataArgs, method: str, ipc: int | str) -> str:
+        """Checks before any work: flags, the Hub settings, the output folder and, with `--eval_runs`, the test
+        split's classes. Fills in the default `output_dir` (`outputs/<dataset>-ipc<k>-<method>`) and returns it."""
+        if self.eval_runs < 0 or self.eval_steps <= 0:
+            raise HfVddError(f"--eval_runs must be >= 0 and --eval_steps > 0, got {self.eval_runs} and "
+                             f"{self.eval_steps}.")
+        self.output_dir = self.output_dir or f"outputs/{Path(str(data.dataset)).name}-ipc{ipc}-{method}"
+        check_push_settings(self.push_to_hub, self.hub_repo_id)
+        self.check_folder(self.output_dir, data)
+        if self.eval_runs:
+            data.load_splits(test=True)
+        return self.output_dir
+
+    def check_folder(self, folder: str, data: DataArgs, marker: str = "distillation.json",
+                     flag: str = "--output_dir") -> None:
+        """A folder the recipe will write (e.g. `<output_dir>.distiller`, whose own file is `marker`): same rules
+        as `--output_dir` (`hf_vdd.utils.check_output_dir`), `--overwrite` included."""
+        check_output_dir(folder, overwrite=self.overwrite, marker=marker, protect=data.input_folders(), flag=flag)
+
 
 def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_options) -> str:
     """Optionally evaluate (`train_options` go to `TrainConfig`), then save (main process) and push.
 
-    Returns the output folder."""
+    `out.prepare(...)` must have run before the work. Returns the output folder."""
     from .training import TrainConfig, evaluate_distilled
 
-    name = f"{Path(str(data.dataset)).name}-ipc{output.ipc}-{output.method}"
-    output_dir = out.output_dir or f"outputs/{name}"
-    if out.push_to_hub and not out.hub_repo_id:
-        raise ValueError("--push_to_hub needs --hub_repo_id <org>/<name>.")
+    if out.output_dir is None:
+        raise RuntimeError("OutputArgs.prepare() must run before the work (it checks the output folder).")
+    main_process = accelerator is None or accelerator.is_main_process
+    skipped = data.skipped_videos()
+    if skipped:
+        output.stats["skipped_videos"] = skipped
+    name = Path(out.output_dir).name
     if out.eval_runs > 0:
-        test = data.load("test")
-        report = evaluate_distilled(output, test, TrainConfig(runs=out.eval_runs, steps=out.eval_steps,
-                                                              seed=output.seed or 0, **train_options),
-                                    accelerator=accelerator)
+        report = evaluate_distilled(output, data.load_splits(test=True)[1],
+                                    TrainConfig(runs=out.eval_runs, steps=out.eval_steps, seed=output.seed or 0,
+                                                **train_options), accelerator=accelerator)
         output.eval_results = {"convnet3d": report.to_dict()}
-        print(f"{name}: {report.summary()} ({out.eval_runs} runs)")
-    if accelerator is None or accelerator.is_main_process:
-        output.save(output_dir, repo_id=out.hub_repo_id)
-        print(f"wrote {output_dir} ({len(output.labels)} videos; load with load_dataset('{output_dir}'))")
+        if main_process:
+            print(f"{name}: {report.summary()} ({out.eval_runs} runs)")
+    if main_process:
+        output.save(out.output_dir, repo_id=out.hub_repo_id, overwrite=out.overwrite)
+        print(f"wrote {out.output_dir} ({len(output.labels)} videos; load with load_dataset('{out.output_dir}'))")
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable video(s) (also listed in the card): {', '.join(skipped)}")
         if out.push_to_hub:
-            print(f"pushed: {output.push_to_hub(out.hub_repo_id)}")
-    return output_dir
+            try:
+                print(f"pushed: {push_folder(out.output_dir, out.hub_repo_id)}")
+            except HfVddError as err:
+                raise HfVddError(f"{err} The distilled set is saved in {out.output_dir}; upload it later with "
+                                 f"`hf upload {out.hub_repo_id} {out.output_dir} --repo-type dataset`.") from err
+    return out.output_dir
 
 
 def dump_json(obj, path: str | None) -> None:

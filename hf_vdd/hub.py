@@ -9,9 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi, ModelCard, ModelCardData, snapshot_download
+from huggingface_hub import (
+    DatasetCard,
+    DatasetCardData,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    constants,
+    get_token,
+    snapshot_download,
+)
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .utils import HfVddError
 
 TEMPLATES = importlib.resources.files("hf_vdd") / "model_cards"
+MODEL_FILES = ("config.json", "model_index.json", "preprocessor_config.json")
 
 
 def template_path(name: str) -> str:
@@ -80,6 +93,52 @@ def save_frames_grid(videos, labels, class_names, path: str | os.PathLike, max_c
     plt.close(fig)
 
 
+def hub_offline() -> bool:
+    """True when `HF_HUB_OFFLINE` is set (read now, not at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") or \
+        bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def check_push_settings(push_to_hub: bool, repo_id: str | None, flag: str = "--hub_repo_id") -> None:
+    """Before any work: `--push_to_hub` needs a valid `<org>/<name>` repo id, a connection and a login."""
+    if repo_id is not None:
+        try:
+            validate_repo_id(repo_id)
+        except HFValidationError as err:
+            raise HfVddError(f"{flag} '{repo_id}' is not a valid Hub repo id ({err}). Use <org>/<name>.") from err
+    if not push_to_hub:
+        return
+    if not repo_id or "/" not in repo_id:
+        raise HfVddError(f"--push_to_hub needs {flag} <org>/<name> (got {repo_id!r}).")
+    if hub_offline():
+        raise HfVddError("--push_to_hub cannot upload: HF_HUB_OFFLINE is set. Unset it on a connected machine, or "
+                         "drop --push_to_hub and upload the output folder later with `hf upload`.")
+    if get_token() is None:
+        raise HfVddError("--push_to_hub needs a Hub login: run `hf auth login` (or set HF_TOKEN) first.")
+
+
+def check_model_ref(ref: str, flag: str) -> None:
+    """Before any work: `ref` must be a saved model folder, or a Hub id that is reachable (cached when offline)."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir() or not any((path / f).is_file() for f in MODEL_FILES):
+            raise HfVddError(f"{flag} {ref} is not a saved model folder (none of {list(MODEL_FILES)} in it). Pass "
+                             f"a folder written by save_pretrained, or a Hub model id.")
+        return
+    if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+        raise HfVddError(f"{flag} {ref}: no such folder, and not an <org>/<name> Hub id. Check the path.")
+    try:
+        if hub_offline():
+            snapshot_download(ref, local_files_only=True)
+        else:
+            HfApi().model_info(ref, timeout=8)
+    except Exception as err:  # noqa: BLE001 - every failure means the same to the user
+        why = ("HF_HUB_OFFLINE is set and it is not in the local Hub cache" if hub_offline()
+               else f"the Hub said {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}")
+        raise HfVddError(f"{flag} {ref}: no such local folder, and {why}. Pass a local folder written by "
+                         f"save_pretrained, or check the Hub id and your connection.") from err
+
+
 def push_folder(folder: str | os.PathLike, repo_id: str, repo_type: str = "dataset", token: str | None = None,
                 private: bool | None = None, commit_message: str = "Upload with hf_vdd") -> str:
     """`create_repo` + `upload_folder`; a clear error when offline or unauthenticated."""
@@ -90,10 +149,10 @@ def push_folder(folder: str | os.PathLike, repo_id: str, repo_type: str = "datas
                                  commit_message=commit_message)
     except Exception as err:  # noqa: BLE001 - huggingface_hub raises many types; all mean the same to the user
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        hint = ("HF_HUB_OFFLINE is set: unset it on a connected machine" if os.environ.get("HF_HUB_OFFLINE") in
-                ("1", "true", "True") else "check the network and log in with `hf auth login` (or pass token=)")
-        raise RuntimeError(f"Could not push to the Hub {repo_type} repo '{repo_id}': {reason}. {hint}. Nothing "
-                           f"was written locally; use .save(<folder>) to keep a copy.") from err
+        hint = ("HF_HUB_OFFLINE is set: unset it on a connected machine" if hub_offline()
+                else "check the network and log in with `hf auth login` (or pass token=)")
+        raise HfVddError(f"Could not push {folder} to the Hub {repo_type} repo '{repo_id}': {reason}. {hint}. "
+                         f"Nothing was uploaded.") from err
     return str(getattr(info, "commit_url", info))
 
 

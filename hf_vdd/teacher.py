@@ -110,7 +110,7 @@ def load_teacher(teacher: str | os.PathLike | None, train_set: VideoClassificati
                           config.seed, accelerator)
     is_main = accelerator is None or accelerator.is_main_process
     if is_main:
-        with atomic_folder(folder) as tmp:
+        with atomic_folder(folder, marker="teacher.json") as tmp:
             model.save_pretrained(tmp)
             (Path(tmp) / "teacher.json").write_text(json.dumps(
                 {"source": train_set.name, "class_names": train_set.class_names, "num_frames": train_set.num_frames,

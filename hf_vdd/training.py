@@ -9,6 +9,9 @@ normalised here with the ImageNet statistics recorded in every card.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,12 +22,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from sklearn.metrics import f1_score, roc_auc_score
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, default_collate
 from tqdm.auto import tqdm
 
 from .data.decoding import normalize
 from .data.loading import VideoClassificationSet
 from .models import build_student
+from .utils import HfVddError, derived_generator, hash32, sample_seeds
 
 
 @dataclass
@@ -51,6 +55,10 @@ class TrainConfig:
                 "(ablation). Per-region soft labels (N, R, K), R = n*n, always add the per-tile loss (Eq. 5)."})
     region_samples: int = field(default=0, metadata={
         "help": "Tiles per mosaic per step for the region loss (0 = all R tiles, exact Eq. 5; k = k random)."})
+    grad_shards: int = field(default=2, metadata={
+        "help": "Each batch is computed as this many equal slices whose gradients are summed, spread over the "
+                "processes, so that 1 process and `grad_shards` processes train bit-identical students (other "
+                "process counts agree up to float rounding). Raised to a multiple of the process count."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
 
 
@@ -60,12 +68,14 @@ class TensorVideoSet(Dataset):
     Per-region soft labels describe mosaics: R = n*n tiles in row-major order (`tile_bounds` gives their pixels).
     """
 
-    def __init__(self, videos: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None):
+    def __init__(self, videos: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None,
+                 class_names: list[str] | None = None):
         if videos.ndim != 5:
             raise ValueError(f"videos must be (N, T, C, H, W), got {tuple(videos.shape)}.")
         if len(videos) != len(labels):
             raise ValueError(f"{len(videos)} videos but {len(labels)} labels.")
         self.videos, self.labels, self.soft_labels = videos, torch.as_tensor(labels).long(), soft_labels
+        self.class_names = class_names
 
     def __len__(self):
         return len(self.videos)
@@ -112,12 +122,17 @@ def region_tiles(x: torch.Tensor, n: int, tiles: torch.Tensor | None = None) -> 
 
 
 def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return -(target * F.log_softmax(logits, -1)).sum(-1).mean()
+    """Per-row soft cross-entropy `(B,)`."""
+    return -(target * F.log_softmax(logits, -1)).sum(-1)
 
 
 def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
-                 config: TrainConfig) -> torch.Tensor:
-    """The training loss of one batch (pixel-space `x`).
+                 config: TrainConfig, seeds: torch.Tensor | None = None) -> torch.Tensor:
+    """The training loss of each video of a batch, `(B,)` (pixel-space `x`; the caller averages).
+
+    `seeds` `(B,)` (from `hf_vdd.utils.sample_seeds`) make dropout masks and sampled tiles a function of each
+    sample, so that data-parallel training equals one process; models without a `sample_seeds` argument ignore
+    them.
 
     - no soft labels, or `label_mode="hard"` without regions: cross-entropy with `y`;
     - soft labels `(B, K)`: soft cross-entropy, times `soft_label_weight`;
@@ -128,9 +143,9 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
     if config.label_mode not in ("soft", "hard"):
         raise ValueError(f"label_mode must be 'soft' or 'hard', got {config.label_mode!r}.")
     hard = config.label_mode == "hard"
-    logits = model(_prepare_inputs(x, config.standardize))
+    logits = _forward(model, _prepare_inputs(x, config.standardize), seeds)
     if soft is None or (hard and soft.ndim == 2):
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits, y, reduction="none")
     if soft.ndim == 2:
         return _soft_ce(logits, soft) * config.soft_label_weight
     b, r, k = soft.shape
@@ -142,12 +157,26 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
     loss = _soft_ce(logits, soft.mean(1))
     tiles = None
     if 0 < config.region_samples < r:
-        tiles = torch.stack([torch.randperm(r)[:config.region_samples] for _ in range(b)]).to(x.device)
+        gens = [derived_generator(int(s)) for s in seeds.tolist()] if seeds is not None else [None] * b
+        tiles = torch.stack([torch.randperm(r, generator=g)[:config.region_samples] for g in gens]).to(x.device)
         soft = soft[torch.arange(b, device=x.device)[:, None], tiles]
     crops = region_tiles(x, n, tiles)
     m = crops.shape[1]
-    tile_logits = model(_prepare_inputs(crops.flatten(0, 1), config.standardize))
-    return (loss + _soft_ce(tile_logits, soft.reshape(b * m, k))) * config.soft_label_weight
+    tile_seeds = None if seeds is None else hash32(seeds[:, None] * 31 + torch.arange(1, m + 1, device=seeds.device))
+    tile_logits = _forward(model, _prepare_inputs(crops.flatten(0, 1), config.standardize),
+                           None if tile_seeds is None else tile_seeds.flatten())
+    tile_loss = _soft_ce(tile_logits, soft.reshape(b * m, k)).view(b, m).mean(1)
+    return (loss + tile_loss) * config.soft_label_weight
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor, seeds: torch.Tensor | None) -> torch.Tensor:
+    if seeds is not None and "sample_seeds" in inspect.signature(_unwrap(model).forward).parameters:
+        return model(x, sample_seeds=seeds)
+    return model(x)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
 
 
 def _prepare_inputs(x: torch.Tensor, standardize: bool) -> torch.Tensor:
@@ -157,34 +186,72 @@ def _prepare_inputs(x: torch.Tensor, standardize: bool) -> torch.Tensor:
     return x
 
 
+class _Indexed(Dataset):
+    """`base[i]` plus `i`. Clips of a `VideoClassificationSet` are drawn with a generator derived from
+    `(seed, epoch, i)`, so a sample gets the same clip whichever process loads it."""
+
+    def __init__(self, base: Dataset, seed: int):
+        self.base, self.seed, self.epoch = base, seed, 0
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        if isinstance(self.base, VideoClassificationSet):
+            g = derived_generator(self.seed, self.epoch, i)
+            return self.base.clip(i, generator=g), int(self.base.labels[i]), i
+        return (*self.base[i], i)
+
+
 def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfig, seed: int,
                   accelerator: Accelerator | None = None) -> torch.nn.Module:
-    """Train `model` on `train_set` (items `(video, label[, soft_label])`, pixel space); returns it unwrapped."""
+    """Train `model` on `train_set` (items `(video, label[, soft_label])`, pixel space); returns it unwrapped.
+
+    Data-parallel training gives the 1-process student: every process draws the same global batches; a batch is cut
+    into `config.grad_shards` slices (a short final batch is never padded with repeated samples), each process
+    back-propagates its slices, and the gradients add up to the global batch mean; dropout masks and clip starts
+    are functions of `(seed, step or epoch, sample index)`. With `grad_shards` processes the sum is the very one
+    a single process computes slice by slice, so the students are bit-identical."""
     accelerator = make_accelerator(accelerator)
     set_seed(seed)
-    bs = max(accelerator.num_processes, min(config.batch_size, len(train_set)))
-    bs -= bs % accelerator.num_processes
-    loader = DataLoader(train_set, batch_size=bs, shuffle=True, drop_last=False,
-                        generator=torch.Generator().manual_seed(seed))
-    steps_per_epoch = len(loader)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    shards = world * math.ceil(max(1, config.grad_shards) / world)
+    mine = slice(rank * shards // world, (rank + 1) * shards // world)  # this process's slices of every batch
+    bs = max(1, min(config.batch_size, len(train_set)))
+    indexed = _Indexed(train_set, seed)
+    batches = BatchSampler(RandomSampler(indexed, generator=torch.Generator().manual_seed(seed)), bs, drop_last=False)
+    steps_per_epoch = len(batches)
     epochs = config.epochs or max(1, math.ceil(config.steps / steps_per_epoch))
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs * steps_per_epoch // 2], gamma=0.1)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     bar = tqdm(total=epochs * steps_per_epoch, desc="train student", leave=False,
                disable=not (config.show_progress and accelerator.is_local_main_process))
-    for _ in range(epochs):
-        for batch in loader:
-            loss = student_loss(model, batch[0], batch[1], batch[2] if len(batch) > 2 else None, config)
+    step = 0
+    for epoch in range(epochs):
+        indexed.epoch = epoch
+        for indices in batches:
             optimizer.zero_grad()
-            accelerator.backward(loss)
+            parts = torch.tensor_split(torch.as_tensor(indices), shards)[mine]
+            for j, part in enumerate(parts):
+                part, weight = part.tolist(), 1.0
+                if not part:  # fewer samples than slices: take part in the gradient sync with weight 0
+                    part, weight = indices[:1], 0.0
+                *batch, index = (t.to(accelerator.device) for t in default_collate([indexed[i] for i in part]))
+                per_sample = student_loss(model, batch[0], batch[1], batch[2] if len(batch) > 2 else None, config,
+                                          sample_seeds(seed, step, index))
+                # DDP averages over processes, so each slice weighs `world / batch`: the sum is the batch mean
+                loss = per_sample.sum() * (weight * world / len(indices))
+                with accelerator.no_sync(model) if j < len(parts) - 1 else contextlib.nullcontext():
+                    accelerator.backward(loss)
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             bar.update(1)
+            step += 1
     bar.close()
     return accelerator.unwrap_model(model)
 
@@ -246,19 +313,63 @@ def _mean_std(values) -> dict:
     return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
 
 
+def class_order(train_names: list[str], test_names: list[str], what: str = "The training set") -> list[int] | None:
+    """How training labels map to test labels: `None` when both lists are equal, `order[train_label] = test_label`
+    when they hold the same names in another order; `HfVddError` naming the differences otherwise."""
+    train_names, test_names = list(train_names), list(test_names)
+    if train_names == test_names:
+        return None
+    if sorted(train_names) == sorted(test_names) and len(set(train_names)) == len(train_names):
+        return [test_names.index(n) for n in train_names]
+    missing, extra = [n for n in test_names if n not in train_names], [n for n in train_names if n not in test_names]
+    parts = [f"{len(missing)} test classes are not in it ({missing[:5]})" if missing else "",
+             f"{len(extra)} of its classes are not in the test split ({extra[:5]})" if extra else ""]
+    raise HfVddError(f"{what} has {len(train_names)} classes and the test split {len(test_names)}: "
+                     f"{' and '.join(p for p in parts if p) or 'names repeat'}. Evaluate on the dataset it was made "
+                     f"from (--dataset), with the same class list.")
+
+
+def _align_classes(train_data, test_names: list[str]):
+    """`train_data` with its labels (and soft-label columns) expressed in the test split's class order."""
+    from .distillers.base import DistillationOutput  # local: base imports training utilities
+
+    names = getattr(train_data, "class_names", None)
+    if names is None:
+        top = int(torch.as_tensor(train_data.labels).max())
+        if top >= len(test_names):
+            raise HfVddError(f"The training set has label {top} but the test split only {len(test_names)} classes "
+                             f"({test_names[:5]}...). Evaluate on the dataset it was made from.")
+        return train_data
+    order = class_order(names, test_names, f"The training set ({getattr(train_data, 'method', 'data')})")
+    if order is None:
+        return train_data
+    if isinstance(train_data, VideoClassificationSet):
+        raise HfVddError(f"The train and test splits list the same classes in another order ({names[:3]}... vs "
+                         f"{list(test_names)[:3]}...). Rebuild the dataset with one ClassLabel for both splits.")
+    perm = torch.as_tensor(order)
+    inverse = torch.argsort(perm)
+    soft = None if train_data.soft_labels is None else train_data.soft_labels[..., inverse]
+    if isinstance(train_data, DistillationOutput):
+        return dataclasses.replace(train_data, labels=perm[train_data.labels], soft_labels=soft,
+                                   class_names=list(test_names))
+    return TensorVideoSet(train_data.videos, perm[train_data.labels], soft, list(test_names))
+
+
 def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: TrainConfig | None = None,
                        accelerator: Accelerator | None = None, extra_config: dict | None = None) -> EvalReport:
     """Train `config.runs` students on `train_data` and test each on `test_set` (deterministic clips).
 
     Args:
         train_data: a `DistillationOutput`, a `TensorVideoSet`, or a `VideoClassificationSet` (the full real
-            train split: the upper bound). Pixel-space videos.
+            train split: the upper bound). Pixel-space videos. Its class names must be the test split's (in
+            another order they are mapped by name); otherwise `HfVddError` before any training.
         test_set: the real test split (`train=False`); its `num_frames`/`frame_size` define the student input.
     """
     from .distillers.base import DistillationOutput  # local: base imports training utilities
 
     config = config or TrainConfig()
     accelerator = make_accelerator(accelerator)
+    train_data = _align_classes(train_data, test_set.class_names)
     if isinstance(train_data, DistillationOutput):
         train_data = train_data.to_train_set(num_frames=test_set.num_frames)
     if isinstance(train_data, VideoClassificationSet):

@@ -1,17 +1,27 @@
-"""Small shared helpers: shared-data folder, thread defaults, atomic folder writes, RNG."""
+"""Small shared helpers: shared-data folder, thread defaults, user errors, safe atomic folder writes."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 SHARED_DATA_ENV = "HF_VDD_SHARED_DATA"
+
+
+class HfVddError(ValueError):
+    """A user error hf_vdd detected: recipes print its message (what is wrong and the fix) and exit with status 2."""
+
+
+class OutputExistsError(HfVddError):
+    """Writing would replace or mix with a folder that must be kept."""
 
 
 def shared_data_dir() -> Path:
@@ -34,33 +44,197 @@ def configure_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+# ---- output folders: never destroy what hf_vdd did not write -------------------------------------------------
+# A folder is written as `.<name>.hf_vdd-tmp-<pid>-<random>` beside its target and moved into place when complete.
+# Replacing an existing target swaps the two folders in one atomic `renameat2(RENAME_EXCHANGE)` (Linux); elsewhere
+# the old folder is first renamed to `.<name>.hf_vdd-old-<pid>`. A kill therefore leaves the old or the new folder
+# at the target (or the old one under its backup name, restored by the next write), plus temporary folders that
+# the next write to the same target removes (`recover_interrupted`).
+_TMP, _OLD = ".hf_vdd-tmp-", ".hf_vdd-old-"
+_LEGACY = (".tmp-", ".old-")  # names used by hf_vdd 0.1.0 before this scheme
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(target: Path, kind: str) -> list[Path]:
+    """`.<name><kind>*` siblings of `target` left by interrupted writes (not those of a live process)."""
+    found = []
+    for p in target.parent.glob(f".{_glob_escape(target.name)}{kind}*"):
+        pid = p.name[len(target.name) + 1 + len(kind):].split("-")[0]
+        if not (pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()):
+            found.append(p)
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def recover_interrupted(target: str | os.PathLike) -> list[Path]:
+    """Finish what a killed write to `target` left: restore the old folder if the target is missing, then remove
+    the temporary and backup folders. Returns the removed paths."""
+    target = Path(target).expanduser().resolve()
+    if not target.parent.is_dir():
+        return []
+    backups = _leftovers(target, _OLD) + _leftovers(target, _LEGACY[1])
+    if backups and not target.exists():
+        with contextlib.suppress(OSError):  # another process may have restored it first
+            os.replace(backups[-1], target)  # the killed write had moved the old folder away: put it back
+            backups = backups[:-1]
+    removed = backups + _leftovers(target, _TMP) + _leftovers(target, _LEGACY[0])
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _has_marker(folder: Path, marker: str | tuple[str, ...] | None) -> bool:
+    markers = (marker,) if isinstance(marker, str) else marker or ()
+    return any((folder / m).exists() for m in markers)
+
+
+def check_replaceable(target: Path, marker: str | tuple[str, ...] | None) -> None:
+    """Raise unless `target` is absent, empty, or carries hf_vdd's `marker` file (so hf_vdd wrote it)."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise OutputExistsError(f"{target} is a file, not a folder; hf_vdd will not replace it. Choose another "
+                                f"output folder.")
+    if any(target.iterdir()) and not _has_marker(target, marker):
+        raise OutputExistsError(f"{target} already holds files that hf_vdd did not write (no {marker or 'marker'} "
+                                f"file); hf_vdd never replaces such a folder. Choose another output folder.")
+
+
 @contextlib.contextmanager
-def atomic_folder(target: str | os.PathLike):
+def atomic_folder(target: str | os.PathLike, marker: str | tuple[str, ...] | None = None):
     """Yield a temporary folder beside `target`; move it into place only if the block succeeds.
 
-    Nothing half-written is ever visible at `target`: on error the temporary folder is removed and an
-    existing `target` is left untouched.
+    Nothing half-written is ever visible at `target`: on error the temporary folder is removed and an existing
+    `target` is left untouched. An existing non-empty `target` is replaced only if it holds `marker` (a file only
+    hf_vdd writes there, e.g. `distillation.json`): hf_vdd never replaces a folder it did not write.
     """
-    target = Path(target).resolve()
+    target = Path(target).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    recover_interrupted(target)
+    check_replaceable(target, marker)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP}{os.getpid()}-", dir=target.parent))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if not target.exists():
+        os.replace(tmp, target)
+    elif _exchange(tmp, target):  # tmp now holds the old folder
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        backup = target.with_name(f".{target.name}{_OLD}{os.getpid()}")
         os.replace(target, backup)
-    os.replace(tmp, target)
-    if backup is not None:
+        os.replace(tmp, target)
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def make_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+def _contains(parent: Path, child: Path) -> bool:
+    return parent == child or parent in child.parents
 
 
-def numpy_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(int(seed))
+def check_output_dir(target: str | os.PathLike, overwrite: bool = False,
+                     marker: str | tuple[str, ...] | None = "distillation.json",
+                     protect: Iterable[str | os.PathLike] = (), flag: str = "--output_dir") -> Path:
+    """Refuse, before any work, an output folder that writing would destroy or that cannot be written.
+
+    - never the working directory, one of its parents, a protected input folder (the source dataset), a folder
+      containing one, or a folder inside one;
+    - an existing non-empty folder only with `overwrite=True`, and then only if it holds `marker` (hf_vdd wrote it);
+    - the nearest existing parent must accept a new folder (probed by creating and removing one).
+    Returns the resolved path. Raises `OutputExistsError` (a `ValueError`) naming the folder and the fix.
+    """
+    path = Path(target).expanduser().resolve()
+    recover_interrupted(path)
+    cwd = Path.cwd().resolve()
+    if _contains(path, cwd):
+        raise OutputExistsError(f"{flag} {target} is the working directory or one of its parents; hf_vdd never "
+                                f"replaces it. Pass a new folder, e.g. {flag} outputs/<name>.")
+    for source in protect:
+        src = Path(source).expanduser().resolve()
+        if _contains(path, src) or _contains(src, path):
+            raise OutputExistsError(f"{flag} {target} is, contains or lies inside the input dataset folder {src}; "
+                                    f"the input is never written to. Pass a folder outside it.")
+    if path.exists():
+        if not path.is_dir():
+            raise OutputExistsError(f"{flag} {target} is a file. Pass a folder path that does not exist yet.")
+        if any(path.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{flag} {target} already exists and is not empty; nothing was written. Pass a new {flag}, or "
+                    f"--overwrite to replace it (allowed only for a folder hf_vdd wrote, which holds {marker}).")
+            if not _has_marker(path, marker):
+                raise OutputExistsError(
+                    f"{flag} {target} holds files hf_vdd did not write (no {marker}); hf_vdd never replaces such "
+                    f"a folder, even with --overwrite. Pass a new {flag}.")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputExistsError(f"{flag} {target} lies under {parent}, which is a file. Pass another folder.")
+    try:
+        Path(tempfile.mkdtemp(prefix=".hf_vdd-write-probe-", dir=parent)).rmdir()
+    except OSError as err:
+        raise OutputExistsError(f"{flag} {target} cannot be written: creating a folder in {parent} failed "
+                                f"({err.strerror}). Pass a writable folder.") from err
+    return path
+
+
+# ---- randomness that does not depend on the number of processes ---------------------------------------------------
+def derived_generator(*keys: int) -> torch.Generator:
+    """A `torch.Generator` seeded from integer keys, e.g. `(seed, iteration, class_id)`."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0]))
+
+
+_M32 = 0xFFFFFFFF
+
+
+def hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (lowbias32-style; odd multipliers below 2**31, so int64 never overflows), elementwise
+    on int64 tensors, on any device. Returns values in [0, 2**32)."""
+    x = x & _M32
+    x = ((x ^ (x >> 16)) * 0x7FEB352D) & _M32
+    x = ((x ^ (x >> 15)) * 0x6C8E9CF5) & _M32
+    return x ^ (x >> 16)
+
+
+def sample_seeds(seed: int, step: int, index: torch.Tensor) -> torch.Tensor:
+    """Per-sample seeds `(B,)` from a run seed, a step and each sample's dataset index: the same sample at the same
+    step gets the same seed whichever process holds it."""
+    base = hash32(torch.tensor(seed * 1_000_003 + step, dtype=torch.int64, device=index.device))
+    return hash32(base ^ hash32(index.long()))
+
+
+def seeded_dropout(x: torch.Tensor, p: float, seeds: torch.Tensor) -> torch.Tensor:
+    """Inverted dropout of `x` `(N, ...)` whose mask for row n is a function of `seeds[n]` only (not of the process
+    or of the other rows), so data-parallel training draws the masks a single process would."""
+    if p <= 0:
+        return x
+    idx = torch.arange(x[0].numel(), device=x.device, dtype=torch.int64)
+    u = hash32(hash32(seeds.to(x.device).long()[:, None]) ^ idx[None, :]).to(torch.float64) / 2.0**32
+    return x * (u >= p).view_as(x).to(x.dtype) / (1.0 - p)

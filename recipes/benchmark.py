@@ -10,7 +10,8 @@
 `name@tag` is a variant configured by the `--overrides` key `name@tag`. `--output_dir` ends up holding exactly
 the repo folders `--push_to_hub` uploads: `results/` (the results dataset: card with the leaderboard, one parquet
 row per cell, `results.json`, `results.md`, PNG plots) and one `<dataset>-ipc<k>-<method>/` per distilled set.
-Cells already in `results/results.json` are skipped (`--force` recomputes).
+Cells already in `results/results.json` with the same settings (every flag and override that changes their
+numbers, and the hf_vdd version) are skipped; a changed setting re-runs the cell (`--force` recomputes all).
 """
 
 import dataclasses
@@ -21,12 +22,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get_distiller
-from hf_vdd.benchmark import PeakMemory, add_full_ratios, cell_key, cells_table, leaderboard, save_results_repo
-from hf_vdd.cli import default_video_shape, parse_args, run_main
+from hf_vdd.benchmark import (
+    PeakMemory,
+    add_full_ratios,
+    cell_key,
+    cells_table,
+    leaderboard,
+    save_results_repo,
+    settings_key,
+)
+from hf_vdd.cli import check_models, default_video_shape, parse_args, run_main
 from hf_vdd.data import load_video_dataset
 from hf_vdd.distillers import load_pool
-from hf_vdd.hub import push_folder
+from hf_vdd.distillers.diffusion_select import check_pool_dir
+from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator
+from hf_vdd.utils import check_output_dir, shared_data_dir
 
 
 @dataclass
@@ -69,12 +80,12 @@ def _load_records(out: Path, force: bool) -> list[dict]:
 
 
 def _check_overrides(overrides: dict, methods: list[str]) -> None:
-    """Fail before any work on an override key that names no method or a field its config does not have."""
+    """Fail before any work on an override key that is not in --methods or a field its config does not have."""
     train_fields = {f.name for f in fields(TrainConfig)}
     for method, kwargs in overrides.items():
-        if method not in ("full", "static") and method.split("@")[0] not in DISTILLERS:
-            raise ValueError(f"--overrides has key '{method}', which names no method; use a --methods entry "
-                             f"such as {methods}.")
+        if method not in methods:
+            raise ValueError(f"--overrides has key '{method}', which is not in --methods {methods}; add it there "
+                             f"or remove the override.")
         if not isinstance(kwargs, dict):
             raise ValueError(f"--overrides['{method}'] must be a JSON object of config fields, got {kwargs!r}.")
         config_fields = set() if method in ("full", "static") else {
@@ -84,6 +95,17 @@ def _check_overrides(overrides: dict, methods: list[str]) -> None:
         if bad:
             raise ValueError(f"--overrides['{method}'] has unknown field(s) {bad}; the distiller config takes "
                              f"{sorted(config_fields)} and 'train' takes TrainConfig fields {sorted(train_fields)}.")
+        check_models(kwargs, kwargs.get("train", {}))
+
+
+def cell_settings(args: BenchmarkArgs, overrides: dict, frame_size: int, num_frames: int, method: str,
+                  ipc: int | None, student: str) -> dict:
+    """Everything that changes a cell's numbers: a stored cell is reused only when these are equal."""
+    kwargs = overrides.get(method, {})
+    return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
+            "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
+            "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
+            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "hf_vdd_version": __version__}
 
 
 def main():
@@ -97,14 +119,19 @@ def main():
     if pooled and not args.pool_dir:
         raise ValueError(f"{pooled} select from a generation pool: pass --pool_dir (made by "
                          f"recipes/diffusion_select.py --pool_dir <folder>).")
-    if args.push_to_hub and not args.hub_repo_id:
-        raise ValueError("--push_to_hub needs --hub_repo_id <org>/<name> for the results dataset.")
+    check_push_settings(args.push_to_hub, args.hub_repo_id)
+    # the output folder is reused across runs: new, empty, or an earlier benchmark's (it holds results/)
+    check_output_dir(args.output_dir, overwrite=True, marker=("results/results.json", "results.json"),
+                     protect=[shared_data_dir(), *[d for d in args.datasets if Path(d).exists()]])
+    if args.pool_dir:
+        for dataset in args.datasets:
+            check_pool_dir(args.pool_dir, load_video_dataset(dataset, "train").class_names)
     accelerator = make_accelerator()
     main_proc = accelerator.is_main_process
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = _load_records(out, args.force)
-    done = {cell_key(r) for r in records}
+    done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     command = "python recipes/benchmark.py " + shlex.join(sys.argv[1:])
     for dataset in args.datasets:
@@ -113,7 +140,9 @@ def main():
                    f"bs {args.batch_size}")
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
-        todo = [c for c in cells if any((dataset, *c, s) not in done for s in args.students)]
+        todo = [c for c in cells if not all(
+            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s))) in done
+            for s in args.students)]
         if not todo:
             continue
         full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload(
@@ -142,8 +171,14 @@ def main():
                 distilled_sets[memo_key] = (data, cost)
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             for student in args.students:
-                if (dataset, method, ipc, student) in done:
+                settings = cell_settings(args, overrides, size, frames, method, ipc, student)
+                if ((dataset, method, ipc, student), settings_key(settings)) in done:
                     continue
+                stale = [r for r in records if cell_key(r) == (dataset, method, ipc, student)]
+                if stale and main_proc:
+                    print(f"{dataset} {method} ipc={ipc} [{student}]: settings changed since the stored result; "
+                          f"running it again", flush=True)
+                records = [r for r in records if cell_key(r) != (dataset, method, ipc, student)]
                 steps = args.full_steps if ipc is None else args.steps
                 train_config = {"student": student, "runs": args.runs, "steps": steps, "seed": args.seed,
                                 "batch_size": args.batch_size, "show_progress": False} | train_kwargs
@@ -159,14 +194,15 @@ def main():
                     "stored_bytes": data.storage_bytes() if distilled else None,
                     "distill_stats": {k: v for k, v in data.stats.items() if k not in
                                       ("loss_curve", "rewards", "q_tables")} if distilled else {},
-                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command})
-                done.add((dataset, method, ipc, student))
+                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command,
+                    "settings": settings, "settings_key": settings_key(settings)})
+                done.add(((dataset, method, ipc, student), settings_key(settings)))
                 if main_proc:
                     print(f"{dataset} {method} ipc={ipc} [{student}]: {report.summary()} "
                           f"(per class {[round(p) for p in report.per_class]})", flush=True)
             if ipc is not None and main_proc:
                 data.save(out / name, repo_id=f"{args.hub_repo_id.split('/')[0]}/{name}" if args.hub_repo_id
-                          else None)
+                          else None, overwrite=True)
             if main_proc:
                 save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
     if not main_proc:

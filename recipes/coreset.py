@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hf_vdd import get_distiller
 from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
 from hf_vdd.distillers import CoresetConfig
+from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -20,8 +21,12 @@ def main():
     data, out, args, config = parse_args(DataArgs, OutputArgs, CoresetArgs, CoresetConfig)
     if args.method not in ("random", "herding", "kcenter"):
         raise ValueError(f"--method must be random, herding or kcenter, got '{args.method}'.")
-    output = get_distiller(args.method)(config)(data.load("train"))
-    finish(output, data, out)
+    distiller = get_distiller(args.method)(config)
+    out.prepare(data, args.method, config.ipc)  # output folder, Hub settings, class lists: before any decoding
+    train = data.load("train")
+    distiller.check(train)
+    accelerator = make_accelerator()
+    finish(distiller(train, accelerator=accelerator), data, out, accelerator)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,17 @@ class DAViDArgs:
 
 def main():
     data, out, args, config = parse_args(DataArgs, OutputArgs, DAViDArgs, DAViDConfig)
-    accelerator = make_accelerator()
-    suffix = "david" if config.fixed_resolution is None else f"david-fixed{config.fixed_resolution}"
-    out.output_dir = out.output_dir or f"outputs/{data.dataset}-ipc{config.ipc}-{suffix}"
-    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
-    train = data.load("train").preload(show_progress=accelerator.is_local_main_process)
     distiller = DAViDDistiller(config)
-    output = distiller(train, accelerator=accelerator)
+    suffix = "david" if config.fixed_resolution is None else f"david-fixed{config.fixed_resolution}"
+    out.prepare(data, suffix, config.ipc)  # output folder, Hub settings, class lists: before any decoding
+    distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
+    if config.fixed_resolution is None:
+        out.check_folder(distiller_dir, data, marker="david_config.json", flag="--save_distiller")
+    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
+    train = data.load("train")
+    distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
+    accelerator = make_accelerator()
+    output = distiller(train.preload(show_progress=accelerator.is_local_main_process), accelerator=accelerator)
     if accelerator.is_main_process:
         print("temporal resolution per class:", output.stats["resolutions_per_class"])
         stats = output.stats
@@ -38,8 +42,8 @@ def main():
               f"DM ({stats['final_dm_seconds']:.1f} s)")
     finish(output, data, out, accelerator)
     if accelerator.is_main_process and config.fixed_resolution is None:
-        distiller.save_pretrained(args.save_distiller or f"{out.output_dir}.distiller", source=str(data.dataset),
-                                  class_names=train.class_names)
+        distiller.save_pretrained(distiller_dir, source=str(data.dataset), class_names=train.class_names)
+        print(f"wrote {distiller_dir} (Q-tables and chosen resolutions)")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hf_vdd import TrainConfig, evaluate_distilled, get_distiller
 from hf_vdd.cli import DataArgs, parse_args, run_main
+from hf_vdd.utils import check_output_dir
 
 
 @dataclass
@@ -20,13 +22,18 @@ class DemoArgs:
     full_steps: int = field(default=400, metadata={"help": "Student training steps per run on the full set."})
     seed: int = field(default=0, metadata={"help": "Seed."})
     output_dir: str | None = field(default=None, metadata={"help": "Default outputs/<dataset>-ipc<k>-<method>."})
+    overwrite: bool = field(default=True, metadata={"help": "Replace an earlier demo output (only a folder hf_vdd "
+                                                            "wrote, with distillation.json, is ever replaced)."})
 
 
 def main():
     data, args = parse_args(DataArgs, DemoArgs)
     start = time.perf_counter()
-    train, test = data.load("train"), data.load("test")
     distiller = get_distiller(args.method)(ipc=args.ipc, seed=args.seed)
+    output_dir = args.output_dir or f"outputs/{Path(str(data.dataset)).name}-ipc{args.ipc}-{args.method}"
+    check_output_dir(output_dir, overwrite=args.overwrite, protect=data.input_folders())  # before any work
+    train, test = data.load_splits()
+    distiller.check(train)
     output = distiller(train)
     rows = {}
     for name, source, runs, steps in ((f"{args.method} IPC {args.ipc}", output, args.runs, args.steps),
@@ -35,8 +42,7 @@ def main():
         rows[name] = report
     output.eval_results = {"convnet3d": rows[f"{args.method} IPC {args.ipc}"].to_dict(),
                            "convnet3d full data (upper bound)": rows["full real train split"].to_dict()}
-    output_dir = args.output_dir or f"outputs/{data.dataset}-ipc{args.ipc}-{args.method}"
-    output.save(output_dir)
+    output.save(output_dir, overwrite=args.overwrite)
     print(f"\n{data.dataset}, ConvNet3D student, {test.num_frames}x{test.frame_size}x{test.frame_size}, "
           f"{args.steps} (distilled) / {args.full_steps} (full) training steps per run\n")
     print("| training set | videos | top-1 (%) | top-5 (%) | AUC (%) | F1 (%) | runs |")

@@ -12,19 +12,33 @@
 from pathlib import Path
 
 from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
-from hf_vdd.distillers.diffusion_select import DiffusionSelectArgs, run_diffusion_select
+from hf_vdd.distillers.diffusion_select import (
+    SELECTORS,
+    DiffusionSelectArgs,
+    check_pool_dir,
+    pool_config,
+    run_diffusion_select,
+)
 from hf_vdd.training import make_accelerator
 
 
 def main():
     data, out, args = parse_args(DataArgs, OutputArgs, DiffusionSelectArgs)
+    # before any work: output folders, Hub settings, the pool folder and its classes
+    pool = pool_config(data, args)
+    full = args.selector == "full"
+    out.prepare(data, "full-pool" if full else SELECTORS[args.selector], pool.videos_per_class if full else args.vpc)
+    selector_dir = f"{out.output_dir}-vstunet"
+    if args.selector == "vstunet" and args.save_selector:
+        out.check_folder(selector_dir, data, marker="selector_config.json", flag="the selector folder")
+    check_pool_dir(args.pool_dir, data.load("train").class_names)
     accelerator = make_accelerator()
     output, selector = run_diffusion_select(data, args, accelerator)
-    output_dir = finish(output, data, out, accelerator)
+    finish(output, data, out, accelerator)
     if accelerator.is_main_process:
         print(f"selection ({output.method}, VPC {output.ipc}) took {output.stats['selection_seconds']:.1f} s")
         if output.method == "vstunet" and args.save_selector:
-            folder = selector.save_pretrained(Path(f"{output_dir}-vstunet"), source=output.source)
+            folder = selector.save_pretrained(Path(selector_dir), source=output.source)
             print(f"wrote the VST-UNet selector to {folder}")
 
 

@@ -13,12 +13,14 @@ from hf_vdd.training import make_accelerator
 
 def main():
     data, out, config = parse_args(DataArgs, OutputArgs, DMConfig)
-    accelerator = make_accelerator()
-    out.output_dir = out.output_dir or f"outputs/{data.dataset}-ipc{config.ipc}-dm"
+    distiller = DMDistiller(config)
+    out.prepare(data, "dm", config.ipc)  # output folder, Hub settings, class lists: before any decoding
     config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
-    train = data.load("train").preload(show_progress=accelerator.is_local_main_process)
-    eval_set = data.load("test") if config.eval_every else None
-    output = DMDistiller(config)(train, accelerator=accelerator, eval_set=eval_set)
+    train, test = data.load_splits(test=bool(config.eval_every))
+    distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
+    accelerator = make_accelerator()
+    train.preload(show_progress=accelerator.is_local_main_process)
+    output = distiller(train, accelerator=accelerator, eval_set=test)
     finish(output, data, out, accelerator)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hf_vdd import TrainConfig, evaluate_distilled, load_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
-from hf_vdd.training import make_accelerator
+from hf_vdd.training import class_order, make_accelerator
 
 
 @dataclass
@@ -22,13 +22,17 @@ class EvaluateArgs:
 
 def main():
     data, args, train = parse_args(DataArgs, EvaluateArgs, TrainConfig)
-    accelerator = make_accelerator()
+    # before any decoding: the distilled set (or the train split) must have the test split's classes
     distilled = load_distilled(args.distilled) if args.distilled else None
     if distilled is not None:  # the student sees the distilled set's frame size and length
         data.frame_size = distilled.frame_size if data.frame_size is None else data.frame_size
         data.num_frames = distilled.num_frames if data.num_frames is None else data.num_frames
-    test = data.load("test", static=args.static)
-    train_data = distilled.to_train_set(test.num_frames) if distilled else data.load("train", static=args.static)
+        test = data.load("test", static=args.static)
+        class_order(distilled.class_names, test.class_names, f"The distilled set {args.distilled}")
+    else:
+        test = data.load_splits(static=args.static)[1]
+    accelerator = make_accelerator()
+    train_data = distilled if distilled else data.load("train", static=args.static)
     report = evaluate_distilled(train_data, test, train, accelerator=accelerator,
                                 extra_config={"dataset": data.dataset, "distilled": args.distilled,
                                               "static": args.static})

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from hf_vdd.cli import DataArgs, parse_args, run_main
 from hf_vdd.distillers.diffusion import load_latte, tiny_latte_pipeline
 from hf_vdd.distillers.latte_train import LatteFinetuneConfig, finetune_latte
-from hf_vdd.hub import push_folder
+from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator
+from hf_vdd.utils import check_output_dir
 
 
 @dataclass
@@ -27,12 +28,15 @@ class LatteArgs:
         "help": "LattePipeline folder or Hub id to start from; default: a tiny Latte built from a config."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the folder to a Hub model repo."})
     hub_repo_id: str | None = field(default=None, metadata={"help": "Hub model repo id for --push_to_hub."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output_dir if it holds an earlier "
+                                                             "pipeline written by this recipe."})
 
 
 def main():
     data, args, config = parse_args(DataArgs, LatteArgs, LatteFinetuneConfig)
-    if args.push_to_hub and not args.hub_repo_id:
-        raise ValueError("--push_to_hub needs --hub_repo_id <org>/<name>.")
+    check_push_settings(args.push_to_hub, args.hub_repo_id)  # before any work: Hub settings and the output folder
+    check_output_dir(args.output_dir, overwrite=args.overwrite or bool(config.resume_from_checkpoint),
+                     marker="hf_vdd_latte.json", protect=data.input_folders())
     accelerator = make_accelerator()
     train = data.load("train").preload(show_progress=accelerator.is_local_main_process)
     if args.pretrained:

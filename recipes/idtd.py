@@ -21,16 +21,19 @@ class IDTDArgs:
 
 def main():
     data, out, args, config = parse_args(DataArgs, OutputArgs, IDTDArgs, IDTDConfig)
-    accelerator = make_accelerator()
-    suffix = "idtd" if config.ablation == "full" else f"idtd-{config.ablation}"
-    out.output_dir = out.output_dir or f"outputs/{data.dataset}-ipc{config.ipc}-{suffix}"
-    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
-    train = data.load("train").preload(show_progress=accelerator.is_local_main_process)
     distiller = IDTDDistiller(config)
-    output = distiller(train, accelerator=accelerator)
+    out.prepare(data, "idtd" if config.ablation == "full" else f"idtd-{config.ablation}", config.ipc)
+    distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
+    out.check_folder(distiller_dir, data, marker="idtd_config.json", flag="--save_distiller")
+    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
+    train = data.load("train")
+    distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
+    accelerator = make_accelerator()
+    output = distiller(train.preload(show_progress=accelerator.is_local_main_process), accelerator=accelerator)
     finish(output, data, out, accelerator)
     if accelerator.is_main_process:
-        distiller.save_pretrained(args.save_distiller or f"{out.output_dir}.distiller")
+        distiller.save_pretrained(distiller_dir, source=str(data.dataset))
+        print(f"wrote {distiller_dir} (the learned pool, selectors and fusor)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
 from hf_vdd.distillers import RealismConfig, RealismDistiller
+from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -20,11 +21,17 @@ class RealismEvalArgs:
 
 def main():
     data, out, args, config = parse_args(DataArgs, OutputArgs, RealismEvalArgs, RealismConfig)
-    output = RealismDistiller(config)(data.load("train"))
-    print(f"realism: {output.stats['mosaics']} mosaics in {output.stats['distill_seconds']:.1f} s; fallbacks: "
-          f"{output.stats['fallback_no_detection']} without detection, {output.stats['fallback_lost_track']} lost "
-          f"tracks")
-    finish(output, data, out, label_mode=args.label_mode, region_samples=args.region_samples)
+    distiller = RealismDistiller(config)
+    out.prepare(data, "realism", config.ipc)  # output folder, Hub settings, class lists: before any decoding
+    train = data.load("train")
+    distiller.check(train)
+    accelerator = make_accelerator()
+    output = distiller(train, accelerator=accelerator)
+    if accelerator.is_main_process:
+        print(f"realism: {output.stats['mosaics']} mosaics in {output.stats['distill_seconds']:.1f} s; fallbacks: "
+              f"{output.stats['fallback_no_detection']} without detection, {output.stats['fallback_lost_track']} "
+              f"lost tracks")
+    finish(output, data, out, accelerator, label_mode=args.label_mode, region_samples=args.region_samples)
 
 
 if __name__ == "__main__":

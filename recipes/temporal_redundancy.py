@@ -20,9 +20,10 @@ from hf_vdd import analysis
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.teacher import load_teacher
 from hf_vdd.training import TrainConfig
-from hf_vdd.utils import atomic_folder
+from hf_vdd.utils import atomic_folder, check_output_dir
 
 TASKS = ("delta", "tr_subset", "redundancy", "groups")
+OUTPUTS = ("deltas.json", "redundancy.json", "groups.json", "tr-subset")  # a folder holding one was written here
 
 
 @dataclass
@@ -42,6 +43,10 @@ def main():
     data, args = parse_args(DataArgs, AnalysisArgs)
     if args.task not in TASKS:
         raise ValueError(f"--task must be one of {TASKS}, got '{args.task}'.")
+    if args.task == "groups" and not args.results:
+        raise ValueError("--task groups needs --results <benchmark results.json>.")
+    # the folder is shared by the tasks (tr_subset and groups read deltas.json): new, empty, or one of ours
+    check_output_dir(args.output_dir, overwrite=True, marker=OUTPUTS, protect=data.input_folders())
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     deltas_file = out / "deltas.json"
@@ -55,7 +60,7 @@ def main():
         train = data.load("train")
         subset = analysis.temporal_redundant_subset(train, data.load("test"), json.loads(deltas_file.read_text()),
                                                     args.k)
-        with atomic_folder(out / "tr-subset") as tmp:
+        with atomic_folder(out / "tr-subset", marker="data") as tmp:
             for split, ds in subset.items():
                 ds.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
         print(f"wrote {out / 'tr-subset'}: classes {subset['train'].features[train.label_column].names}")
@@ -66,8 +71,6 @@ def main():
         analysis.plot_redundancy(metrics, out / "redundancy.png")
         print(json.dumps(metrics))
     elif args.task == "groups":
-        if not args.results:
-            raise ValueError("--task groups needs --results <benchmark results.json>.")
         deltas = json.loads(deltas_file.read_text())
         records = json.loads(Path(args.results).read_text())
         per_class = {f"{r['method']} ipc{r['ipc'] or '-'}": r["per_class"] for r in records

@@ -86,3 +86,41 @@ def run_one_and_two_processes(args: list[str], one_out: list[str], two_out: list
     for prefix, extra in (([], one_out), (TWO_CPU_PROCESSES, two_out)):
         subprocess.run([sys.executable, *prefix, *args, *extra], cwd=REPO, env=env, check=True, timeout=600,
                        capture_output=True)
+
+
+class RecipeResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_recipe(monkeypatch, capsys):
+    """Run a recipe in this process (imports are paid once): `run_recipe("recipes/x.py", *flags, env=..., check=...)`
+    → `.returncode`, `.stdout`, `.stderr`."""
+    import importlib.util
+    import sys
+
+    def _run(script, *args, env=None, check=True):
+        spec = importlib.util.spec_from_file_location(f"recipe_{Path(script).stem}", REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "argv", [script, *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            module.run_main(module.main)
+        except SystemExit as exit_info:
+            code = exit_info.code
+        out, err = capsys.readouterr()
+        if check and code:
+            raise AssertionError(f"{script} exited {code}: {err[-2000:]}")
+        return RecipeResult(code, out, err)
+
+    return _run
+
+
+def snapshot(folder: Path) -> dict:
+    """`{relative path: bytes}` of every file under `folder` (to prove a user's files are untouched)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

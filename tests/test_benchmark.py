@@ -67,6 +67,20 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)  # resumable: nothing recomputed
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
     assert len(json.loads((out / "results" / "results.json").read_text())) == 8
+    # a changed setting re-runs the cell (and replaces its stored numbers); the others are kept
+    changed = subprocess.run(cmd[:6] + ["random", "--ipc", "1", "--runs", "1", "--steps", "4", "--students",
+                                        "convnet3d", "--output_dir", str(out)], cwd=REPO, capture_output=True,
+                             text=True)
+    assert changed.returncode == 0 and "settings changed since the stored result" in changed.stdout
+    records = json.loads((out / "results" / "results.json").read_text())
+    random = [r for r in records if r["method"] == "random" and r["student"] == "convnet3d"]
+    assert len(records) == 8 and len(random) == 1 and random[0]["settings"]["steps"] == 4
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    refused = subprocess.run(cmd[:4] + ["--output_dir", str(mine)], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "hf_vdd did not write" in refused.stderr
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]
     bad = subprocess.run(cmd[:4] + ["--methods", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "Unknown methods ['nope']" in bad.stderr
     no_pool = subprocess.run(cmd[:4] + ["--methods", "tacdt"], cwd=REPO, capture_output=True, text=True)
@@ -76,7 +90,9 @@ def test_benchmark_recipe_end_to_end(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ('{"dm": {"iterationz": 5}}', "unknown field(s) ['iterationz']"),
     ('{"dm": {"train": {"stepz": 5}}}', "unknown field(s) ['train.stepz']"),
-    ('{"dmm": {"iterations": 5}}', "key 'dmm', which names no method"),
+    ('{"dmm": {"iterations": 5}}', "key 'dmm', which is not in --methods"),
+    ('{"random": {"seed": 1}}', "key 'random', which is not in --methods ['dm']"),
+    ('{"dm": {"teacher": "./no-such-teacher"}}', "--teacher ./no-such-teacher: no such folder"),
 ])
 def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, overrides, message):
     out = tmp_path / "bench"

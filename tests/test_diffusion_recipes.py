@@ -1,10 +1,7 @@
 """`recipes/diffusion_select.py` and `recipes/finetune_latte.py` end to end (tiny models saved locally)."""
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,40 +9,15 @@ from datasets import load_dataset
 
 from hf_vdd.data import toy_action_class_names
 from hf_vdd.distillers import load_pool, tiny_latte_pipeline
-from tests.conftest import REPO, run_one_and_two_processes
+from tests.conftest import run_one_and_two_processes
 
 NAMES = toy_action_class_names(10)
 TINY = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]
 
 
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
 @pytest.fixture
-def run(monkeypatch, capsys):
-    """Run a recipe in this process (imports are paid once): `run("recipes/x.py", *flags, env=..., check=...)`."""
-
-    def _run(script, *args, env=None, check=True):
-        spec = importlib.util.spec_from_file_location(f"recipe_{Path(script).stem}", REPO / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for k, v in (env or {}).items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setattr(sys, "argv", [script, *args])
-        capsys.readouterr()
-        code = 0
-        try:
-            module.run_main(module.main)
-        except SystemExit as exit_info:
-            code = exit_info.code
-        out, err = capsys.readouterr()
-        if check and code:
-            raise AssertionError(f"{script} exited {code}: {err[-2000:]}")
-        return Result(code, out, err)
-
-    return _run
+def run(run_recipe):
+    return run_recipe
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +74,7 @@ def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_
     assert res.returncode == 2 and "generated for 'elsewhere'" in res.stderr and "Traceback" not in res.stderr
     res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "pool1"), "--encoder", "no-such/videomae",
               *TINY, check=False)
-    assert res.returncode == 2 and "Could not load the VideoMAE encoder 'no-such/videomae'" in res.stderr
+    assert res.returncode == 2 and "--encoder no-such/videomae: no such local folder" in res.stderr
     res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "new"), "--generator", "no-such/latte",
               *TINY, check=False)
     assert res.returncode == 2 and "Could not load the Latte generator 'no-such/latte'" in res.stderr

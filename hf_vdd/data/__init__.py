@@ -1,9 +1,17 @@
-from .decoding import CorruptVideoError, decode_video, interleave_repeat, resize_crop, sample_indices
+from .decoding import (
+    CorruptVideoError,
+    TruncatedVideoError,
+    decode_video,
+    interleave_repeat,
+    resize_crop,
+    sample_indices,
+)
 from .loading import VideoClassificationSet, load_source, load_video_dataset
 from .toy_actions import toy_action_class_names, toy_actions
 
 __all__ = [
     "CorruptVideoError",
+    "TruncatedVideoError",
     "VideoClassificationSet",
     "decode_video",
     "interleave_repeat",

@@ -18,6 +18,19 @@ class CorruptVideoError(ValueError):
     """A video file is missing a video stream, is empty or cannot be decoded."""
 
 
+class TruncatedVideoError(CorruptVideoError):
+    """A video file holds fewer frames than its header lists (a cut-off download or copy)."""
+
+
+def _check_complete(name: str, expected: int, got: int) -> None:
+    """Raise `TruncatedVideoError` when clearly fewer frames/packets than the header's `expected` were read
+    (a tolerance of 5 %, at least 2, absorbs containers whose counts are approximate)."""
+    if expected > 0 and got < expected - max(2, expected // 20):
+        raise TruncatedVideoError(f"Video {name} is truncated: its header lists {expected} frames but only {got} "
+                                  f"can be read. Re-download or re-encode it, or pass skip_corrupt=True "
+                                  f"(--skip_corrupt) to skip such files.")
+
+
 def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = None) -> np.ndarray:
     """Decode the first video stream of a file (or its bytes) into `(T, H, W, 3)` uint8 RGB frames.
 
@@ -40,6 +53,8 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
+            if max_frames is None and frames:
+                _check_complete(name, int(stream.frames or 0), len(frames))
     except CorruptVideoError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as err:
@@ -51,8 +66,20 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
 
 
 def probe_video(source: str | bytes | os.PathLike) -> None:
-    """Raise `CorruptVideoError`/`FileNotFoundError` if the video cannot be decoded (decodes one frame)."""
+    """Raise `CorruptVideoError`/`FileNotFoundError` if the video cannot be decoded (decodes one frame) or is
+    truncated (`TruncatedVideoError`: fewer packets than the header's frame count; packets are read, not decoded)."""
     decode_video(source, max_frames=1)
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else name) as container:
+            stream = container.streams.video[0]
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            _check_complete(name, int(stream.frames or 0), packets)
+    except CorruptVideoError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise CorruptVideoError(f"Could not read video {name}: {err}. Re-encode it or pass skip_corrupt=True to "
+                                f"skip such files.") from err
 
 
 def sample_indices(length: int, num_frames: int, interval: int = 4, train: bool = False,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import csv
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .decoding import CorruptVideoError, decode_video, probe_video, resize_crop,
 from .toy_actions import toy_actions
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+logger = logging.getLogger("hf_vdd")
 BUILTIN_SOURCES = ("toy-actions", "ucf12", "real_clips")
 
 
@@ -100,9 +102,16 @@ def load_source(source, toy_kwargs: dict | None = None) -> DatasetDict | Dataset
         ) from err
 
 
-def _pick_split(data: DatasetDict | Dataset, split: str) -> Dataset:
+def _pick_split(data: DatasetDict | Dataset, split: str | None) -> Dataset:
     if isinstance(data, Dataset):
-        return data
+        own = str(data.split) if data.split is not None else None
+        if split is None or split == own or (own is None and split == "train"):
+            return data
+        raise ValueError(f"split='{split}' was asked of a single datasets.Dataset (its split: {own}), which has no "
+                         f"other splits. Pass a DatasetDict holding a '{split}' split, or pass the {split} rows "
+                         f"themselves as a Dataset with split=None.")
+    if split is None:
+        raise ValueError(f"split=None needs a single Dataset; this source has splits {list(data)}.")
     if split in data:
         return data[split]
     aliases = {"test": ("validation", "val"), "validation": ("test", "val"), "train": ()}
@@ -177,6 +186,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
         self._index = np.arange(len(dataset))
         self._cache: list[torch.Tensor] | None = None
         self.skipped: list[str] = []
+        self._warned_short: set[int] = set()  # rows already reported as shorter than num_frames (shared by copies)
         if len(dataset) == 0:
             raise ValueError(f"{name} is empty.")
         if self.kind == "array":
@@ -231,10 +241,14 @@ class VideoClassificationSet(torch.utils.data.Dataset):
                     raw = self._raw(i)
                     probe_video(raw if self.kind == "path" else (raw.get("bytes") or raw["path"]))
                 keep.append(i)
-            except (CorruptVideoError, FileNotFoundError):
+            except (CorruptVideoError, FileNotFoundError) as err:
                 self.skipped.append(self.describe(i))
+                logger.warning(f"skipping {self.describe(i)}: {str(err).split('. ')[0]}")
         if not keep:
             raise ValueError(f"Every video of {self.name} is corrupt or missing (first: {self.skipped[0]}).")
+        if self.skipped:
+            logger.warning(f"{self.name}: skipped {len(self.skipped)} of {len(self._index)} videos "
+                           f"(skip_corrupt=True): {', '.join(self.skipped)}")
         self._index = self._index[keep]
         self.labels = self.labels[keep]
 
@@ -255,6 +269,10 @@ class VideoClassificationSet(torch.utils.data.Dataset):
             raise CorruptVideoError(f"{err} (item {i} of {self.name}; load with skip_corrupt=True to skip "
                                     f"unreadable videos)") from err
         length = frames.shape[0]
+        if length < self.num_frames and int(self._index[i]) not in self._warned_short:
+            self._warned_short.add(int(self._index[i]))
+            logger.warning(f"{self.describe(i)} has {length} frames, fewer than num_frames={self.num_frames}: its "
+                           f"frames are repeated to fill the clip.")
         if self.static:
             j = int(torch.randint(0, length, (1,), generator=generator)) if train else length // 2
             idx = np.full(self.num_frames, j)
@@ -317,7 +335,7 @@ class _FullClips(torch.utils.data.Dataset):
         return self.parent.full_clip(i)
 
 
-def load_video_dataset(source, split: str = "train", num_frames: int = 16, frame_size: int = 112,
+def load_video_dataset(source, split: str | None = "train", num_frames: int = 16, frame_size: int = 112,
                        interval: int = 4, train: bool | None = None, static: bool = False,
                        video_column: str | None = None, label_column: str | None = None,
                        skip_corrupt: bool = False, toy_kwargs: dict | None = None) -> VideoClassificationSet:
@@ -325,7 +343,8 @@ def load_video_dataset(source, split: str = "train", num_frames: int = 16, frame
 
     Args:
         source: Hub id, local folder, `datasets.Dataset`/`DatasetDict`, or "toy-actions" / "ucf12" / "real_clips".
-        split: split name (`test` falls back to `validation`).
+        split: split name (`test` falls back to `validation`). A single `Dataset` is its own split: it answers
+            `split=None`, its own `split` name, or "train" when it has none; any other name is an error.
         num_frames, interval: temporal sampling (VDSD: 16 frames, every 4th).
         frame_size: output side length (resize short side, centre crop).
         train: random temporal start; defaults to `split == "train"`.
@@ -340,6 +359,6 @@ def load_video_dataset(source, split: str = "train", num_frames: int = 16, frame
     ds = _pick_split(data, split)
     name = source if isinstance(source, str) else f"{type(source).__name__}"
     return VideoClassificationSet(ds, num_frames=num_frames, frame_size=frame_size, interval=interval,
-                                  train=(split == "train") if train is None else train, static=static,
+                                  train=(split in ("train", None)) if train is None else train, static=static,
                                   video_column=video_column, label_column=label_column,
                                   skip_corrupt=skip_corrupt, name=f"{name}:{split}")

@@ -30,9 +30,10 @@ from huggingface_hub import DatasetCardData, hf_hub_download
 from .. import __version__
 from ..data.decoding import IMAGENET_MEAN, IMAGENET_STD, denormalize, interleave_repeat, normalize
 from ..hub import render_dataset_card, save_frames_grid, with_temp_folder
-from ..utils import atomic_folder
+from ..utils import HfVddError, atomic_folder, check_output_dir
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
+META_FILE = "distillation.json"
 
 
 @dataclass
@@ -114,7 +115,7 @@ class DistillationOutput:
     def to_train_set(self, num_frames: int | None = None):
         from ..training import TensorVideoSet
 
-        return TensorVideoSet(self.expanded_videos(num_frames), self.labels, self.soft_labels)
+        return TensorVideoSet(self.expanded_videos(num_frames), self.labels, self.soft_labels, self.class_names)
 
     def storage_bytes(self) -> int:
         return int(sum(v.numel() * (1 if self.is_uint8 else 2) for v in self.videos))
@@ -152,6 +153,10 @@ class DistillationOutput:
             sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
                             "frames and expanded to T by interleave-repeat (`load_distilled` does it).\n\n"
                             "| class | frames stored |\n|---|---|\n" + rows)
+        if self.stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
+            skipped = self.stats["skipped_videos"]
+            sections.append(f"## Skipped source videos\n\n{len(skipped)} unreadable or truncated video(s) of the "
+                            f"source were skipped (`skip_corrupt=True`):\n\n" + "\n".join(f"- `{p}`" for p in skipped))
         storage_table = ""
         if self.stats.get("storage_bytes"):  # {"this set": bytes, "<baseline> (how)": bytes, ...}
             lines = ["| set | bytes | MB |", "|---|---|---|"]
@@ -173,15 +178,20 @@ class DistillationOutput:
             config_json=json.dumps(self.config, indent=2, default=str), extra_sections="\n\n".join(sections))
 
     # ---- save / push ------------------------------------------------------------------------------------
-    def save(self, output_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
-        """Write the repo folder atomically (nothing appears at `output_dir` unless everything succeeded)."""
+    def save(self, output_dir: str | os.PathLike, repo_id: str | None = None, overwrite: bool = False) -> Path:
+        """Write the repo folder atomically (nothing appears at `output_dir` unless everything succeeded).
+
+        An existing non-empty `output_dir` is refused (`OutputExistsError`) unless `overwrite=True`, and even then
+        only a distilled set written by hf_vdd (it holds `distillation.json`) is replaced; the old folder stays in
+        place until the new one is complete."""
         output_dir = Path(output_dir)
+        check_output_dir(output_dir, overwrite=overwrite, marker=META_FILE, flag="output folder")
         repo_id = repo_id or f"<org>/{output_dir.name}"
-        with atomic_folder(output_dir) as tmp:
+        with atomic_folder(output_dir, marker=META_FILE) as tmp:
             (tmp / "data").mkdir()
             self.dataset.to_parquet(str(tmp / DATA_FILE))
             meta = self.metadata()
-            (tmp / "distillation.json").write_text(json.dumps(meta, indent=2, default=str))
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
             save_frames_grid(self.videos, self.labels.numpy(), self.class_names, tmp / "preview.png",
                              title=f"{self.source} · {self.method} · IPC {self.ipc}")
             self._card(meta, repo_id, (tmp / DATA_FILE).stat().st_size).save(tmp / "README.md")
@@ -191,6 +201,25 @@ class DistillationOutput:
         """Upload the folder `save()` writes to a Hub dataset repo (clear error when offline/unauthenticated)."""
         return with_temp_folder(lambda folder: self.save(folder, repo_id=repo_id), repo_id, repo_type="dataset",
                                 token=token, private=private)
+
+
+REQUIRED_META = ("method", "ipc", "source", "class_names", "frame_size", "num_frames", "seed", "dtype")
+
+
+def _read_meta(meta_file: Path, where) -> dict:
+    """`distillation.json`, checked: a clear error instead of a traceback when it is not one hf_vdd wrote."""
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HfVddError(f"{where}: {META_FILE} is not valid JSON ({err}). The folder is damaged; write it again "
+                         f"with DistillationOutput.save().") from err
+    missing = [k for k in REQUIRED_META if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise HfVddError(f"{where}: {META_FILE} lacks {missing}, so it was not written by hf_vdd's "
+                         f"DistillationOutput.save(). Pass a distilled-set folder or Hub id.")
+    if meta["dtype"] not in ("uint8", "float16"):
+        raise HfVddError(f"{where}: {META_FILE} has dtype {meta['dtype']!r}; expected 'uint8' or 'float16'.")
+    return meta
 
 
 def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) -> DistillationOutput:
@@ -205,6 +234,7 @@ def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) ->
         if not meta_file.is_file():
             raise FileNotFoundError(f"{path} is not a distilled set: distillation.json is missing. Write one with "
                                     f"DistillationOutput.save().")
+        meta = _read_meta(meta_file, path)
         ds = load_dataset(str(path), split="train")
     else:
         if str(id_or_dir).startswith((".", "/", "~")) or str(id_or_dir).count("/") != 1:
@@ -216,7 +246,7 @@ def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) ->
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"Could not load distilled set '{id_or_dir}': not a local folder, and the Hub said: "
                              f"{str(err).splitlines()[0][:200]}. Pass the folder written by save().") from err
-    meta = json.loads(Path(meta_file).read_text())
+        meta = _read_meta(Path(meta_file), id_or_dir)
     ds = ds.with_format("torch", columns=["video"], dtype=torch.uint8 if meta["dtype"] == "uint8" else torch.float32)
     videos = [row["video"] for row in ds]
     if meta["dtype"] != "uint8":
@@ -240,6 +270,18 @@ class DistillerConfig:
 
     ipc: int = field(default=1, metadata={"help": "Instances (videos) per class in the distilled set."})
     seed: int = field(default=0, metadata={"help": "Seed for everything stochastic."})
+
+    def __post_init__(self):
+        """Refuse bad settings when the config is made (recipes: while parsing flags, before any work)."""
+        for f in fields(self):
+            value, choices = getattr(self, f.name), f.metadata.get("choices")
+            if choices and value not in choices:
+                raise HfVddError(f"{f.name} must be one of {list(choices)}, got {value!r}.")
+        if self.ipc < 1:
+            raise HfVddError(f"ipc must be >= 1, got {self.ipc}.")
+        for name in ("iterations", "checkpointing_steps", "checkpoints_total_limit"):
+            if getattr(self, name, 0) < 0:
+                raise HfVddError(f"{name} must be >= 0, got {getattr(self, name)}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -283,6 +325,29 @@ class Distiller:
     @classmethod
     def config_fields(cls) -> list[str]:
         return [f.name for f in fields(cls.config_class)]
+
+    # config fields that may change when a run resumes from a checkpoint (they do not change its trajectory)
+    resume_free_fields: tuple[str, ...] = ("iterations", "checkpointing_steps", "checkpoints_total_limit",
+                                           "checkpoint_dir", "resume_from_checkpoint", "log_every", "eval_every",
+                                           "periodic_eval_steps", "teacher_cache_dir")
+
+    def run_fingerprint(self, train_set) -> dict:
+        """What a checkpoint must match to be resumed: method, trajectory-relevant config, data fingerprint."""
+        from .matching import data_fingerprint
+
+        config = {k: v for k, v in self.config.to_dict().items() if k not in self.resume_free_fields}
+        return {"method": self.name, "config": config, "data": data_fingerprint(train_set),
+                "hf_vdd_version": __version__}
+
+    def check(self, train_set) -> None:
+        """Checks before any work (no video decoded): IPC against the class sizes and, when resuming, that the
+        checkpoint was written by this run (same method, settings and data)."""
+        self.check_ipc(train_set)
+        resume = getattr(self.config, "resume_from_checkpoint", None)
+        if resume:
+            from .matching import find_checkpoint, verify_checkpoint
+
+            verify_checkpoint(find_checkpoint(resume, self.config.checkpoint_dir), self.run_fingerprint(train_set))
 
     def check_ipc(self, train_set) -> None:
         counts = np.bincount(train_set.labels, minlength=train_set.num_classes)

@@ -59,9 +59,12 @@ class DAViDConfig(DMConfig):
     momentum: float = field(default=0.5, metadata={
         "help": "SGD momentum on pixels. DAViD's 0.95 diverged here (toy-actions, lr 10: loss 7 -> 3e28 in 100 "
                 "iterations), so the DM paper's 0.5 is the default."})
-    init: str = field(default="real", metadata={"help": "Synthesization init: `real` clips sub-sampled to the "
-                                                       "class's resolution (as DMConfig), or `noise` (DAViD's)."})
+    init: str = field(default="real", metadata={
+        "choices": ("real", "noise"),
+        "help": "Synthesization init: `real` clips sub-sampled to the class's resolution (as DMConfig), or `noise` "
+                "(DAViD's)."})
     policy_init: str = field(default="real", metadata={
+        "choices": ("real", "noise"),
         "help": "Init of each policy step's early-stage DM: sub-sampled `real` clips, or `noise` (DAViD's; its "
                 "rewards were flat after a few iterations here, see the module docstring)."})
     resolutions: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16], metadata={
@@ -76,13 +79,15 @@ class DAViDConfig(DMConfig):
                 "initial Q-values the greedy agent already tries every resolution once, which is all the default "
                 "one-step-per-resolution budget allows; lower it for longer searches."})
     q_state: str = field(default="single", metadata={
+        "choices": ("single", "last_action"),
         "help": "`single`: one state (the reward depends only on the action, so Eq. 2 with S_t+1 = S_t); "
                 "`last_action`: the state is the last resolution taken (a |A| x |A| table, needs many RL steps)."})
     q_init: float | None = field(default=None, metadata={
         "help": "Initial Q-values; default 1 / (1 - gamma), the largest return (rewards are <= 1), so the greedy "
                 "agent tries every resolution once before exploiting."})
-    policy: str = field(default="per_class", metadata={"help": "`per_class` (DAViD) or `shared` (one Q-table for "
-                                                               "every class: Tab. 4 case B)."})
+    policy: str = field(default="per_class", metadata={
+        "choices": ("per_class", "shared"),
+        "help": "`per_class` (DAViD) or `shared` (one Q-table for every class: Tab. 4 case B)."})
     fixed_resolution: int | None = field(default=None, metadata={
         "help": "Skip the search and use this resolution for every class (Tab. 4 case B without RL)."})
     teacher: str | None = field(default=None, metadata={
@@ -107,6 +112,8 @@ class DAViDDistiller(DMDistiller):
 
     name = "david"
     config_class = DAViDConfig
+    # N_early = beta * iterations: the number of iterations shapes the policy phase, so it must match on resume
+    resume_free_fields = tuple(f for f in DMDistiller.resume_free_fields if f != "iterations")
 
     def __init__(self, config=None, teacher: Teacher | None = None, **kwargs):
         super().__init__(config, **kwargs)
@@ -191,7 +198,8 @@ class DAViDDistiller(DMDistiller):
     def __call__(self, train_set, accelerator=None, eval_set=None) -> DistillationOutput:
         cfg = self.config
         # 1. check the request; split classes; teacher and its real class means
-        self.check_ipc(train_set)
+        self.check(train_set)
+        run = self.run_fingerprint(train_set)
         classes, world = process_classes(train_set.num_classes, accelerator)
         if cfg.policy == "shared" and world > 1 and cfg.fixed_resolution is None:
             raise ValueError("policy='shared' needs every class in one process; run it without --num_processes.")
@@ -215,7 +223,7 @@ class DAViDDistiller(DMDistiller):
         step0, phase, losses, rewards = 0, "policy", [], []
         syn, momentum = {}, {}
         if cfg.resume_from_checkpoint:
-            ckpt = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir)
+            ckpt = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
             local = {c: ckpt["classes"][c] for c in classes}
             first = local[classes[0]]
             phase, step0, losses, rewards = first["phase"], first["step"], ckpt["losses"], first["rewards"]
@@ -235,7 +243,8 @@ class DAViDDistiller(DMDistiller):
                          "momentum": momentum.get(c) if phase == "final" else None} for c in classes}
             # folders sort by progress: policy step k -> k, final iteration i -> 1_000_000 + i
             index = step if phase == "policy" else 1_000_000 + step
-            save_checkpoint(cfg.checkpoint_dir, index, local, losses, cfg.to_dict(), accelerator)
+            save_checkpoint(cfg.checkpoint_dir, index, local, losses, run, accelerator,
+                                cfg.checkpoints_total_limit)
 
         teacher, real_mean = None, {}
         policy_seconds = 0.0
@@ -320,7 +329,7 @@ class DAViDDistiller(DMDistiller):
         policy = {"actions": self.acts, "num_frames": self.video_shape[0], "frame_size": self.video_shape[1],
                   "resolutions": {names[c]: r for c, r in self.chosen.items()},
                   "q_tables": {names[c]: t for c, t in self.q_tables.items()}, "rewards": self.rewards}
-        with atomic_folder(save_directory) as tmp:
+        with atomic_folder(save_directory, marker="david_config.json") as tmp:
             (tmp / "david_config.json").write_text(json.dumps(asdict(self.config), indent=2))
             (tmp / "policy.json").write_text(json.dumps(policy, indent=2))
             table = "\n".join(f"| {n} | {r} |" for n, r in policy["resolutions"].items())

@@ -18,7 +18,15 @@ from pathlib import Path
 import torch
 
 from ..utils import atomic_folder
-from .diffusion import PoolConfig, generate_pool, load_class_embeddings, load_latte, load_pool, pool_is_complete
+from .diffusion import (
+    POOL_MANIFEST,
+    PoolConfig,
+    generate_pool,
+    load_class_embeddings,
+    load_latte,
+    load_pool,
+    pool_is_complete,
+)
 from .latte_train import LatteFinetuneConfig, finetune_latte
 
 SELECTORS = {"tacdt": "tacdt", "vstunet": "vstunet", "maescore": "maescore", "random": "pool-random",
@@ -110,7 +118,7 @@ def default_encoder(train_set, args: DiffusionSelectArgs, accelerator) -> str:
         student = train_student(student, train_set.with_options(train=True).preload(show_progress=False), config,
                                 0, accelerator)
         if accelerator.is_main_process:
-            with atomic_folder(folder) as tmp:
+            with atomic_folder(folder, marker="config.json") as tmp:
                 student.model.save_pretrained(str(tmp))
         accelerator.wait_for_everyone()
     return str(folder)
@@ -125,6 +133,25 @@ def pool_config(data, args: DiffusionSelectArgs) -> PoolConfig:
                       frame_size=size, num_inference_steps=args.num_inference_steps or (20 if toy else 50),
                       guidance_scale=args.guidance_scale, prompt_template=args.prompt_template,
                       shard_size=args.shard_size, seed=args.seed)
+
+
+def check_pool_dir(pool_dir: str | None, class_names: list[str]) -> None:
+    """Before any work: `--pool_dir` is absent, empty, or a pool (complete or not) over the same classes."""
+    from ..utils import HfVddError
+
+    if pool_dir is None or not Path(pool_dir).exists():
+        return
+    folder = Path(pool_dir)
+    if not folder.is_dir():
+        raise HfVddError(f"--pool_dir {pool_dir} is a file; pass a folder.")
+    if not (folder / POOL_MANIFEST).is_file():
+        if any(folder.iterdir()):
+            raise HfVddError(f"--pool_dir {pool_dir} holds files but no {POOL_MANIFEST}: it is not a generation pool, "
+                             f"and hf_vdd does not write into folders it did not make. Pass a new or empty folder.")
+        return
+    names = json.loads((folder / POOL_MANIFEST).read_text()).get("class_names")
+    if names != list(class_names):
+        load_pool(folder, list(class_names))  # raises the detailed class-list error
 
 
 def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):

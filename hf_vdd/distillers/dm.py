@@ -35,10 +35,12 @@ class DMConfig(DistillerConfig):
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on pixels (DM paper: 0.5). DAViD's 0.95 "
                                                            "diverged within 25 iterations with this embedder."})
     batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
-    init: str = field(default="real", metadata={"help": "Initialise synthetic videos from `real` clips or `noise`."})
+    init: str = field(default="real", metadata={"choices": ("real", "noise"),
+                                                "help": "Initialise synthetic videos from `real` clips or `noise`."})
     augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
     embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
                                     metadata={"help": "Widths of the random ConvNet3D embedder."})
+    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
     checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go (recipes: "
                                                                       "<output_dir>.checkpoints)."})
@@ -119,13 +121,14 @@ class DMDistiller(Distiller):
         """Distil `train_set`; with `eval_every > 0` and an `eval_set` (real test split), track accuracy."""
         cfg = self.config
         # 1. check the request; split classes across processes
-        self.check_ipc(train_set)
+        self.check(train_set)
+        run = self.run_fingerprint(train_set)
         classes, world = process_classes(train_set.num_classes, accelerator)
         start_time = time.perf_counter()
         sampler = ClassSampler(train_set)
         # 2. initialise (or resume) synthetic videos and their momentum buffers
         if cfg.resume_from_checkpoint:
-            state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir)
+            state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
             start, losses = state["iteration"], state["losses"]
             syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in classes}
             momentum = {c: state["classes"][c][1] for c in classes}
@@ -146,7 +149,7 @@ class DMDistiller(Distiller):
                 bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
             if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
                 save_checkpoint(cfg.checkpoint_dir, it + 1, {c: (syn[c].detach(), momentum[c]) for c in classes},
-                                losses, cfg.to_dict(), accelerator)
+                                losses, run, accelerator, cfg.checkpoints_total_limit)
             if cfg.eval_every and eval_set is not None and (it + 1) % cfg.eval_every == 0:
                 eval_curve.append((it + 1, self._evaluate(syn, train_set, eval_set, accelerator)))
                 bar.write(f"DM iteration {it + 1}: top-1 {eval_curve[-1][1]:.1f}")

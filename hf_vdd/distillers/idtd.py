@@ -59,12 +59,13 @@ class IDTDConfig(DistillerConfig):
     selector_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the Diverse Segments."})
     diversity: bool = field(default=True, metadata={"help": "Tab. 4: diversity loss among segments."})
     fusor_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the augmented fused video."})
-    ablation: str = field(default="full", metadata={"help": "Tab. 3: full | A | B | C."})
+    ablation: str = field(default="full", metadata={"choices": ABLATIONS, "help": "Tab. 3: full | A | B | C."})
     sta_min_fraction: float = field(default=0.5, metadata={"help": "Shortest interval kept by temporal augmentation."})
     batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
     augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
     embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
                                     metadata={"help": "Widths of the random ConvNet3D embedder."})
+    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
     checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint folder or `latest`."})
@@ -231,7 +232,8 @@ class IDTDDistiller(Distiller):
     def __call__(self, train_set, accelerator=None) -> DistillationOutput:
         cfg = self.config
         # 1. check the request, split classes across processes
-        self.check_ipc(train_set)
+        self.check(train_set)
+        run = self.run_fingerprint(train_set)
         classes, world = process_classes(train_set.num_classes, accelerator)
         start_time = time.perf_counter()
         sampler = ClassSampler(train_set)
@@ -249,7 +251,7 @@ class IDTDDistiller(Distiller):
         if cfg.ablation != "A":
             optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
             if cfg.resume_from_checkpoint:
-                state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir)
+                state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
                 start, losses = state["iteration"], state["losses"]
                 for c in classes:
                     params, opt_state = state["classes"][c]
@@ -276,7 +278,8 @@ class IDTDDistiller(Distiller):
                 if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
                     local = {c: ([p.detach().clone() for p in self.generator.class_parameters(c)],
                                  optimizers[c].state_dict()) for c in classes}
-                    save_checkpoint(cfg.checkpoint_dir, it + 1, local, losses, cfg.to_dict(), accelerator)
+                    save_checkpoint(cfg.checkpoint_dir, it + 1, local, losses, run, accelerator,
+                                cfg.checkpoints_total_limit)
         # 4. synthesization pass (no augmentation), gathered on every process
         with torch.no_grad():
             local = {c: (denormalize(self.generator(c)[0]), [p.detach() for p in self.generator.class_parameters(c)])
@@ -300,7 +303,7 @@ class IDTDDistiller(Distiller):
         if self.generator is None:
             raise ValueError("Nothing to save: run the distiller (or pass a generator) first.")
         gen = self.generator
-        with atomic_folder(save_directory) as tmp:
+        with atomic_folder(save_directory, marker="idtd_config.json") as tmp:
             gen.save_pretrained(tmp / "generator")
             (tmp / "idtd_config.json").write_text(json.dumps(asdict(self.config), indent=2))
             render_distiller_card(

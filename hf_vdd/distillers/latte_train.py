@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..utils import atomic_folder
 from .diffusion import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
+from .matching import prune_checkpoints
 
 
 @dataclass
@@ -41,6 +42,7 @@ class LatteFinetuneConfig:
         "help": "Also learn one prompt embedding per class (saved as class_prompt_embeds.safetensors)."})
     caption_dropout: float = field(default=0.1, metadata={"help": "Probability of the empty prompt (for CFG)."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save state every N steps (0 = off)."})
+    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or 'latest'."})
     seed: int = field(default=0, metadata={"help": "Seed."})
 
@@ -93,14 +95,28 @@ def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool
     return curve
 
 
-def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig) -> Path | None:
-    root = output_dir.parent / f"{output_dir.name}.checkpoints"
+RUN_FILE = "hf_vdd_run.json"  # written beside `accelerator.save_state`'s files: what the checkpoint belongs to
+RESUME_FREE = ("steps", "checkpointing_steps", "checkpoints_total_limit", "resume_from_checkpoint")
+
+
+def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
+    """What a checkpoint must match to be resumed (settings that change the trajectory, and the data)."""
+    from .matching import data_fingerprint
+
+    return {"method": "finetune_latte", "data": data_fingerprint(train_set),
+            "config": {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}}
+
+
+def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig, train_set) -> Path | None:
+    """The checkpoint to resume from, checked to belong to this run (`HfVddError` listing the differences)."""
+    from .matching import find_checkpoint, verify_checkpoint
+
     if config.resume_from_checkpoint is None:
         return None
-    if config.resume_from_checkpoint != "latest":
-        return Path(config.resume_from_checkpoint)
-    found = sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return found[-1] if found else None
+    found = find_checkpoint(config.resume_from_checkpoint, output_dir.parent / f"{output_dir.name}.checkpoints",
+                            marker=RUN_FILE)
+    verify_checkpoint(found, latte_run(config, train_set), meta_name=RUN_FILE)
+    return found
 
 
 def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str | os.PathLike | None = None,
@@ -121,7 +137,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     set_seed(config.seed)
     output_dir = Path(output_dir) if output_dir else None
     ckpt_root = output_dir.parent / f"{output_dir.name}.checkpoints" if output_dir else None
-    resume = _checkpoint_dir(output_dir, config) if output_dir else None
+    resume = _checkpoint_dir(output_dir, config, train_set) if output_dir else None
     bs = max(accelerator.num_processes, config.batch_size - config.batch_size % accelerator.num_processes)
     loader = DataLoader(train_set.with_options(train=True), batch_size=bs, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(config.seed))
@@ -185,6 +201,10 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         done = step + 1
         if ckpt_root is not None and config.checkpointing_steps and done % config.checkpointing_steps == 0:
             accelerator.save_state(str(ckpt_root / f"checkpoint-{done}"))
+            if accelerator.is_main_process:
+                (ckpt_root / f"checkpoint-{done}" / RUN_FILE).write_text(
+                    json.dumps(latte_run(config, train_set), indent=2, default=str))
+                prune_checkpoints(ckpt_root, config.checkpoints_total_limit, marker=RUN_FILE)
     pipe.transformer = accelerator.unwrap_model(transformer).eval()
     learned = holder[0].detach().clone()
     stats = {"steps": config.steps, "resumed_from": first_step, "seconds": time.perf_counter() - start,
@@ -206,7 +226,7 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
     from safetensors.torch import save_file
 
     output_dir = Path(output_dir)
-    with atomic_folder(output_dir) as tmp:
+    with atomic_folder(output_dir, marker="hf_vdd_latte.json") as tmp:
         pipe.save_pretrained(str(tmp))
         facts = {"source": source, "class_names": list(class_names), "config": asdict(config), "stats": stats,
                  "num_frames": pipe.transformer.config.video_length,

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..data.decoding import sample_indices
 from ..data.loading import VideoClassificationSet
 from ..training import TrainConfig, tile_bounds
+from ..utils import HfVddError
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels of the source frame
@@ -48,6 +49,7 @@ class RealismConfig(DistillerConfig):
     one_per_video: bool = field(default=True, metadata={
         "help": "Keep each video's most realistic crop only (σ_{i,*} of Sec. 4.3); off = every box competes."})
     score: str = field(default="own_class", metadata={
+        "choices": ("own_class", "top_confidence"),
         "help": "own_class: teacher probability of the video's class (realism -loss); top_confidence: max prob."})
     teacher: str | None = field(default=None, metadata={
         "help": "Teacher folder/Hub id (saved ConvNet3D or VideoMAE classifier); default: train a ConvNet3D "
@@ -60,6 +62,7 @@ class RealismConfig(DistillerConfig):
     candidates_per_class: int | None = field(default=None, metadata={
         "help": "Random uniform pre-selection V'_c of videos per class before tracking (Sec. 4.3); default all."})
     crop: str = field(default="track", metadata={
+        "choices": ("track", "trajectory"),
         "help": "track: Sec. 5.1's crop, re-centred on the tracked box in every frame (a camera that follows the "
                 "object: motion relative to the frame is removed); trajectory: one fixed window covering the "
                 "tracked box in all frames (keeps translation, e.g. toy-actions' slide classes)."})
@@ -176,7 +179,7 @@ def _csrt(fast: bool = False):
     cls = getattr(cv2, "TrackerCSRT", None)
     if cls is None:
         if not hasattr(cv2, "TrackerCSRT_create"):
-            raise RuntimeError("OpenCV's CSRT tracker is missing: pip install opencv-contrib-python-headless.")
+            raise HfVddError("OpenCV's CSRT tracker is missing: pip install opencv-contrib-python-headless.")
         return cv2.TrackerCSRT_create()
     params = cls.Params()
     if fast:
@@ -237,14 +240,11 @@ class RealismDistiller(Distiller):
     name = "realism"
     config_class = RealismConfig
 
-    def _check(self, train_set: VideoClassificationSet) -> None:
+    def check(self, train_set: VideoClassificationSet) -> None:
+        """Settings against the data, before any video is decoded."""
         c = self.config
         if c.grid < 1:
             raise ValueError(f"grid must be >= 1, got {c.grid}.")
-        if c.crop not in ("track", "trajectory"):
-            raise ValueError(f"crop must be track or trajectory, got {c.crop!r}.")
-        if c.score not in ("own_class", "top_confidence"):
-            raise ValueError(f"score must be own_class or top_confidence, got {c.score!r}.")
         need = c.ipc * c.grid ** 2
         if c.top_k is not None and c.top_k < need:
             raise ValueError(f"top_k={c.top_k} is smaller than ipc·grid² = {need} clips needed per class.")
@@ -274,7 +274,7 @@ class RealismDistiller(Distiller):
         from ..teacher import load_teacher
 
         c = self.config
-        self._check(train_set)
+        self.check(train_set)
         show = accelerator is None or accelerator.is_local_main_process
         rng = np.random.default_rng(c.seed)
         timings, start = {}, time.perf_counter()

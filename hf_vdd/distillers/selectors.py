@@ -326,17 +326,18 @@ class VSTUNetSelector(_PoolSelector):
         from pathlib import Path
 
         from ..hub import render_distiller_card
+        from ..utils import atomic_folder
 
         if self.model is None:
             raise ValueError("Nothing to save: run the selector first.")
-        folder = Path(folder)
-        self.model.save_pretrained(folder / "vst_unet")
-        (folder / "selector_config.json").write_text(json.dumps(asdict(self.config), indent=2))
-        t, size = getattr(self, "shape", (0, 0))
-        render_distiller_card("vstunet", type(self).__name__, source, self.config.ipc, t, size,
-                              "`vst_unet/` (VSTUNet)", json.dumps(asdict(self.config), indent=2),
-                              repo_id).save(folder / "README.md")
-        return folder
+        with atomic_folder(folder, marker="selector_config.json") as tmp:
+            self.model.save_pretrained(tmp / "vst_unet")
+            (tmp / "selector_config.json").write_text(json.dumps(asdict(self.config), indent=2))
+            t, size = getattr(self, "shape", (0, 0))
+            render_distiller_card("vstunet", type(self).__name__, source, self.config.ipc, t, size,
+                                  "`vst_unet/` (VSTUNet)", json.dumps(asdict(self.config), indent=2),
+                                  repo_id).save(tmp / "README.md")
+        return Path(folder)
 
     @classmethod
     def from_pretrained(cls, folder) -> VSTUNetSelector:

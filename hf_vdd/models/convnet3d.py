@@ -6,6 +6,8 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from ..utils import seeded_dropout
+
 
 class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["video-classification", "hf_vdd"]):
     """Three 3-D conv blocks (widths 64/128/128, kernel (3, 7, 7), stride (1, 2, 2), ReLU, no normalisation),
@@ -49,6 +51,13 @@ class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["v
         """`(N, T, C, H, W)` → `(N, D)`: spatial max, temporal mean (smooth in every frame, for matching)."""
         return self.feature_map(x).flatten(2).mean(dim=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.dropout(self.feature_map(x)))  # (N, K, T, 1, 1)
+    def forward(self, x: torch.Tensor, sample_seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits `(N, num_classes)`. With `sample_seeds` `(N,)` (training), row n's dropout mask depends on
+        `sample_seeds[n]` only, so data-parallel training equals one process (see `hf_vdd.utils.seeded_dropout`)."""
+        features = self.feature_map(x)
+        if self.training and sample_seeds is not None:
+            features = seeded_dropout(features, self.dropout.p, sample_seeds)
+        else:
+            features = self.dropout(features)
+        logits = self.head(features)  # (N, K, T, 1, 1)
         return logits.flatten(2).amax(dim=2)

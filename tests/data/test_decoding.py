@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from hf_vdd.data import CorruptVideoError, decode_video, interleave_repeat, resize_crop, sample_indices
+from hf_vdd.data.decoding import TruncatedVideoError, probe_video
 from tests.conftest import write_video
 
 
@@ -49,6 +50,18 @@ def test_corrupt_or_empty_file_names_path(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(CorruptVideoError, match="broken.mp4"):
         decode_video(bad)
+
+
+def test_truncated_file_is_an_error_naming_it(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), np.uint8)
+    data = write_video(tmp_path / "full.avi", frames).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])  # the header still lists 40 frames
+    assert len(decode_video(tmp_path / "full.avi")) == 40
+    probe_video(tmp_path / "full.avi")
+    for fn in (decode_video, probe_video):
+        with pytest.raises(TruncatedVideoError, match=r"cut.avi is truncated: its header lists 40 frames"):
+            fn(cut)
 
 
 def test_missing_file():

@@ -77,12 +77,34 @@ def test_corrupt_file_error_and_skip(tmp_path, video_folder):
     assert len(lenient) == 2 and lenient.skipped == [str(bad)]
 
 
-def test_short_clip_and_split_alias(tmp_path):
+def test_short_clip_and_split_alias(tmp_path, caplog):
     path = write_video(tmp_path / "short.mp4", np.zeros((3, 16, 16, 3), np.uint8))
     ds = DatasetDict({"validation": Dataset.from_dict({"video": [str(path)], "label": [0]}).cast_column(
         "label", ClassLabel(names=["x"]))})
     vs = load_video_dataset(ds, "test", num_frames=8, frame_size=16)
-    assert vs[0][0].shape == (8, 3, 16, 16)
+    with caplog.at_level("WARNING", logger="hf_vdd"):
+        assert vs[0][0].shape == (8, 3, 16, 16) and vs[0][0].shape == (8, 3, 16, 16)
+    assert caplog.text.count("short.mp4 has 3 frames, fewer than num_frames=8") == 1  # once per file
+
+
+def test_single_dataset_has_no_other_split(tiny_toy):
+    train = tiny_toy["train"]
+    assert len(load_video_dataset(train, "train", num_frames=4, frame_size=32)) == len(train)
+    assert len(load_video_dataset(tiny_toy["test"], None, num_frames=4, frame_size=32)) == len(tiny_toy["test"])
+    with pytest.raises(ValueError, match="split='test' was asked of a single datasets.Dataset"):
+        load_video_dataset(train, "test", num_frames=4, frame_size=32)
+
+
+def test_skip_corrupt_warns_with_names(tmp_path, video_folder, caplog):
+    import shutil
+
+    source = tmp_path / "src"
+    shutil.copytree(video_folder, source)
+    (source / "train" / "disc" / "bad.mp4").write_bytes(b"junk")
+    with caplog.at_level("WARNING", logger="hf_vdd"):
+        ds = load_video_dataset(str(source), "train", num_frames=4, frame_size=32, skip_corrupt=True)
+    assert len(ds.skipped) == 1 and ds.skipped[0].endswith("bad.mp4")
+    assert "skipped 1 of 13 videos" in caplog.text and "bad.mp4" in caplog.text
 
 
 def test_real_sets_load(shared_data):

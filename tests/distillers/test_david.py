@@ -86,7 +86,8 @@ def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
 
 
 def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path):
-    cfg = dict(ipc=1, iterations=4, beta=0.25, checkpointing_steps=2, checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    cfg = dict(ipc=1, iterations=4, beta=0.25, checkpointing_steps=2, checkpoints_total_limit=0,
+               checkpoint_dir=str(tmp_path / "ck"), **SMALL)
     straight = DAViDDistiller(DAViDConfig(**cfg), teacher=teacher)(train_set)
     names = sorted(p.name for p in (tmp_path / "ck").iterdir())
     assert "checkpoint-2" in names and "checkpoint-1000002" in names  # policy step 2, final iteration 2

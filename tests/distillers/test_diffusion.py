@@ -82,6 +82,9 @@ def test_finetune_lowers_loss_checkpoints_resumes_and_saves(tiny_toy, tmp_path):
     stats2 = finetune_latte(pipe2, train, cfg2, output_dir=out, source="tiny-toy", show_progress=False)
     assert stats2["resumed_from"] == 24 and len(stats2["loss_last"]) == 2
     assert pipe2.vae.config.scaling_factor == loaded.vae.config.scaling_factor  # the checkpointed VAE
+    other = LatteFinetuneConfig(**(cfg2.__dict__ | {"lr": 1e-2}))  # another run's settings: refused, not resumed
+    with pytest.raises(ValueError, match=r"checkpoint-24 belongs to another run.*config\.lr: 0\.001 -> 0\.01"):
+        finetune_latte(pipe2, train, other, output_dir=out, source="tiny-toy", show_progress=False)
 
 
 def test_learned_class_embeddings_generate(latte_dir, tmp_path):  # noqa: F811

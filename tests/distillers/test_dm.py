@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -53,6 +54,27 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
     assert torch.allclose(resumed.videos, straight.videos, atol=1e-6)
     assert [round(v, 6) for _, v in resumed.stats["loss_curve"]] == [round(v, 6) for _, v in
                                                                      straight.stats["loss_curve"]]
+
+
+def test_resume_refuses_another_run_and_old_checkpoints_are_pruned(train_set, tmp_path):
+    cfg = dict(ipc=1, iterations=5, checkpointing_steps=1, checkpoints_total_limit=2,
+               checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    DMDistiller(DMConfig(**cfg))(train_set)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint-4", "checkpoint-5"]
+    resume = cfg | {"resume_from_checkpoint": "latest", "iterations": 6}  # more iterations: same trajectory
+    assert DMDistiller(DMConfig(**resume))(train_set).stats["loss_curve"][-1][0] == 5
+    for change, key in (({"seed": 1}, "config.seed: 0 -> 1"), ({"lr_img": 1.0}, "config.lr_img: 10.0 -> 1.0"),
+                        ({"ipc": 2}, "config.ipc: 1 -> 2")):
+        distiller = DMDistiller(DMConfig(**(resume | change)))
+        with pytest.raises(ValueError, match=f"belongs to another run.*{re.escape(key)}"):
+            distiller.check(train_set)  # what recipes call before decoding
+        with pytest.raises(ValueError, match="belongs to another run"):
+            distiller(train_set)
+    other_data = train_set.subset(range(len(train_set) - 1))
+    with pytest.raises(ValueError, match="data.num_videos: 32 -> 31"):
+        DMDistiller(DMConfig(**resume)).check(other_data)
+    with pytest.raises(FileNotFoundError, match="No checkpoint-<N> folder"):
+        DMDistiller(DMConfig(**(resume | {"checkpoint_dir": str(tmp_path / "none")}))).check(train_set)
 
 
 def test_periodic_evaluation(train_set, tiny_toy):

@@ -75,7 +75,8 @@ def test_save_failure_leaves_nothing(selected, tmp_path):
 
 def test_push_offline_clear_error(selected, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuntimeError, match="Could not push to the Hub dataset repo 'org/toy-ipc2'.*HF_HUB_OFFLINE"):
+    with pytest.raises(ValueError, match="Could not push .* to the Hub dataset repo 'org/toy-ipc2'.*HF_HUB_OFFLINE.*"
+                                         "Nothing was uploaded"):
         selected.push_to_hub("org/toy-ipc2")
     assert list(tmp_path.iterdir()) == []
 
@@ -89,10 +90,27 @@ def test_bad_output_inputs(tmp_path):
     assert np.isfinite(_float_output().storage_bytes())
 
 
+def test_save_refuses_existing_folders_without_overwrite(selected, tmp_path):
+    selected.save(tmp_path / "set")
+    with pytest.raises(ValueError, match="already exists and is not empty.*--overwrite"):
+        selected.save(tmp_path / "set")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.txt").write_text("keep")
+    with pytest.raises(ValueError, match="hf_vdd did not write"):
+        selected.save(tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "a.txt").read_text() == "keep"
+
+
+def test_skipped_videos_listed_in_card(selected, tmp_path):
+    selected.stats["skipped_videos"] = ["/data/ucf/train/x/v_bad.avi"]
+    card = (selected.save(tmp_path / "set") / "README.md").read_text()
+    assert "## Skipped source videos" in card and "v_bad.avi" in card
+
+
 def test_resave_same_folder_is_not_stale(tmp_path):
     for value in (3, 9):
         out = DistillationOutput(videos=torch.full((2, 2, 3, 8, 8), value, dtype=torch.uint8), labels=[0, 1],
                                  class_names=["a", "b"], method="x", ipc=1)
-        out.save(tmp_path / "same")
+        out.save(tmp_path / "same", overwrite=True)
         assert load_dataset(str(tmp_path / "same"), split="train")[0]["video"][0][0][0][0] == value
         assert int(load_distilled(tmp_path / "same").videos[0][0, 0, 0, 0]) == value

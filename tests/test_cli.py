@@ -1,0 +1,168 @@
+"""Recipes refuse bad input before any work, never destroy a user's folder, and say what they wrote."""
+
+import json
+import shutil
+import time
+
+import pytest
+import torch
+from datasets import load_dataset
+
+from hf_vdd import DistillationOutput
+from hf_vdd.cli import OutputArgs, parse_args
+from hf_vdd.data import toy_action_class_names
+from hf_vdd.distillers import DMConfig
+from tests.conftest import snapshot, write_video
+
+CORESET = ["recipes/coreset.py", "--method", "random", "--ipc", "1"]
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("months of work")
+    (folder / "results.csv").write_text("a,b\n1,2\n")
+    return folder
+
+
+def _refused(res, *needles):
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+
+
+def test_existing_user_folder_is_never_replaced(run_recipe, user_folder):
+    before = snapshot(user_folder)
+    res = run_recipe(*CORESET, "--output_dir", str(user_folder), check=False)
+    _refused(res, str(user_folder), "already exists and is not empty", "--overwrite")
+    res = run_recipe(*CORESET, "--output_dir", str(user_folder), "--overwrite", check=False)
+    _refused(res, "hf_vdd did not write", "even with --overwrite")
+    assert snapshot(user_folder) == before
+
+
+def test_working_directory_and_input_folder_are_never_replaced(run_recipe, user_folder, video_folder, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.chdir(user_folder)
+    before = snapshot(user_folder)
+    for target in (".", ".."):
+        _refused(run_recipe(*CORESET, "--output_dir", target, "--overwrite", check=False), "working directory")
+    assert snapshot(user_folder) == before
+    source = tmp_path / "source"
+    shutil.copytree(video_folder, source)
+    before = snapshot(source)
+    for target in (source, source / "train", source / "distilled"):
+        res = run_recipe(*CORESET, "--dataset", str(source), "--frame_size", "32", "--num_frames", "4",
+                         "--output_dir", str(target), "--overwrite", check=False)
+        _refused(res, "input dataset folder")
+    assert snapshot(source) == before
+
+
+def test_overwrite_replaces_an_earlier_output_atomically(run_recipe, tmp_path):
+    out = tmp_path / "set"
+    run_recipe(*CORESET, "--output_dir", str(out))
+    first = (out / "distillation.json").read_text()
+    res = run_recipe(*CORESET, "--output_dir", str(out), "--seed", "1", check=False)
+    _refused(res, "already exists")
+    assert (out / "distillation.json").read_text() == first
+    res = run_recipe(*CORESET, "--output_dir", str(out), "--seed", "1", "--overwrite")
+    assert f"wrote {out}" in res.stdout and json.loads((out / "distillation.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no temporary or backup folder left
+
+
+def test_hub_settings_are_checked_before_any_work(run_recipe, tmp_path):
+    out = tmp_path / "never"
+    start = time.perf_counter()
+    _refused(run_recipe(*CORESET, "--output_dir", str(out), "--push_to_hub", check=False),
+             "--push_to_hub needs --hub_repo_id")
+    _refused(run_recipe(*CORESET, "--output_dir", str(out), "--push_to_hub", "--hub_repo_id", "org/toy", check=False),
+             "HF_HUB_OFFLINE is set")
+    _refused(run_recipe(*CORESET, "--output_dir", str(out), "--hub_repo_id", "not a repo!", check=False),
+             "not a valid Hub repo id")
+    assert time.perf_counter() - start < 10 and not out.exists()
+
+
+def test_models_named_on_the_command_line_are_checked_first(run_recipe, tmp_path):
+    out = tmp_path / "never"
+    _refused(run_recipe(*CORESET, "--method", "herding", "--feature_model", str(tmp_path / "nope"),
+                        "--output_dir", str(out), check=False), "--feature_model", "no such folder")
+    _refused(run_recipe(*CORESET, "--method", "herding", "--feature_model", "org/unknown-model",
+                        "--output_dir", str(out), check=False), "not in the local Hub cache")
+    (tmp_path / "empty").mkdir()
+    _refused(run_recipe("recipes/diffusion_select.py", "--encoder", str(tmp_path / "empty"), "--output_dir",
+                        str(out), check=False), "--encoder", "not a saved model folder")
+    _refused(run_recipe("recipes/david.py", "--teacher", "./missing", "--output_dir", str(out), check=False),
+             "--teacher ./missing")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text,message", [("ipc: [1\n", "is not valid YAML (line"), ("- 1\n- 2\n", "mapping"),
+                                          ("ipcs: 3\n", "unknown keys")])
+def test_bad_config_yaml_is_a_message(run_recipe, tmp_path, text, message):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    _refused(run_recipe(*CORESET, "--config", str(cfg), check=False), message)
+
+
+def test_bad_flag_values_are_refused_when_parsed(capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse knows the choices
+        parse_args(OutputArgs, DMConfig, argv=["--init", "zeros"])
+    assert exit_info.value.code == 2 and "invalid choice: 'zeros'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="iterations must be >= 0"):
+        parse_args(DMConfig, argv=["--iterations", "-1"])
+    with pytest.raises(ValueError, match="init must be one of"):  # the same check for library users
+        DMConfig(init="zeros")
+
+
+def _fake_set(names, folder, n_per_class=1):
+    labels = torch.arange(len(names)).repeat_interleave(n_per_class)
+    out = DistillationOutput(videos=torch.randint(0, 255, (len(labels), 8, 3, 32, 32), dtype=torch.uint8),
+                             labels=labels, class_names=names, method="random", ipc=n_per_class, source="x")
+    return out.save(folder)
+
+
+def test_evaluate_checks_classes_before_training(run_recipe, tmp_path, tiny_toy):
+    two = _fake_set(["square", "disc"], tmp_path / "two")
+    _refused(run_recipe("recipes/evaluate.py", "--dataset", "toy-actions", "--distilled", str(two), "--runs", "1",
+                        check=False), "2 classes and the test split 10", "8 test classes are not in it", "triangle")
+    small = tmp_path / "small"  # a 4-class dataset folder; a 10-class distilled set cannot be tested on it
+    for split in ("train", "test"):
+        tiny_toy[split].to_parquet(str(small / "data" / f"{split}-00000-of-00001.parquet"))
+    ten = _fake_set(toy_action_class_names(10), tmp_path / "ten")
+    _refused(run_recipe("recipes/evaluate.py", "--dataset", str(small), "--distilled", str(ten), "--runs", "1",
+                        check=False), "10 classes and the test split 4")
+    (ten / "distillation.json").write_text("{not json")
+    _refused(run_recipe("recipes/evaluate.py", "--distilled", str(ten), check=False), "is not valid JSON")
+    (ten / "distillation.json").write_text('{"method": "x"}')
+    _refused(run_recipe("recipes/evaluate.py", "--distilled", str(ten), check=False), "was not written by hf_vdd")
+
+
+def test_skip_corrupt_lists_skipped_files_in_output_and_card(run_recipe, tmp_path, video_folder):
+    source = tmp_path / "source"
+    shutil.copytree(video_folder, source)
+    bad = source / "train" / "square" / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    args = [*CORESET, "--method", "herding", "--dataset", str(source), "--frame_size", "32", "--num_frames", "4"]
+    res = run_recipe(*args, "--output_dir", str(tmp_path / "a"), check=False)
+    _refused(res, "broken.mp4", "skip_corrupt")
+    assert not (tmp_path / "a").exists()
+    res = run_recipe(*args, "--output_dir", str(tmp_path / "b"), "--skip_corrupt")
+    assert "skipped 1 unreadable video(s)" in res.stdout and "broken.mp4" in res.stdout
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert "Skipped source videos" in card and "broken.mp4" in card
+    assert len(load_dataset(str(tmp_path / "b"), split="train")) == 4
+
+
+def test_truncated_video_in_a_source_names_the_file(run_recipe, tmp_path, video_folder):
+    import numpy as np
+
+    source = tmp_path / "source"
+    shutil.copytree(video_folder, source)
+    clip = write_video(tmp_path / "long.avi", np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), np.uint8))
+    data = clip.read_bytes()
+    (source / "train" / "disc" / "cut.avi").write_bytes(data[: len(data) // 2])
+    args = [*CORESET, "--method", "herding", "--dataset", str(source), "--frame_size", "32", "--num_frames", "4"]
+    _refused(run_recipe(*args, "--output_dir", str(tmp_path / "a"), check=False), "cut.avi", "is truncated")
+    res = run_recipe(*args, "--output_dir", str(tmp_path / "b"), "--skip_corrupt")
+    assert "cut.avi" in res.stdout

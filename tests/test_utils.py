@@ -1,0 +1,150 @@
+"""Output folders are never destroyed: `check_output_dir`, `atomic_folder` (also when killed), `recover_interrupted`;
+process-independent randomness."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hf_vdd.utils import (
+    OutputExistsError,
+    atomic_folder,
+    check_output_dir,
+    recover_interrupted,
+    sample_seeds,
+    seeded_dropout,
+)
+from tests.conftest import REPO, snapshot
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    """A folder of the user's own files (no hf_vdd marker)."""
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "sub" / "data.bin").write_bytes(os.urandom(256))
+    return folder
+
+
+def test_check_output_dir_refuses_what_it_would_destroy(user_folder, tmp_path, monkeypatch):
+    before = snapshot(user_folder)
+    with pytest.raises(OutputExistsError, match="already exists and is not empty.*--overwrite"):
+        check_output_dir(user_folder)
+    with pytest.raises(OutputExistsError, match="did not write.*even with --overwrite"):
+        check_output_dir(user_folder, overwrite=True)
+    monkeypatch.chdir(user_folder)
+    for target in (".", "..", str(tmp_path)):  # the working directory and its parents
+        with pytest.raises(OutputExistsError, match="working directory"):
+            check_output_dir(target, overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    source = user_folder / "sub"  # the input dataset: itself, a folder inside it, a folder containing it
+    for target in (source, source / "distilled", user_folder):
+        with pytest.raises(OutputExistsError, match="input dataset folder"):
+            check_output_dir(target, overwrite=True, protect=[source])
+    with pytest.raises(OutputExistsError, match="is a file"):
+        check_output_dir(user_folder / "notes.txt")
+    with pytest.raises(OutputExistsError, match="which is a file"):
+        check_output_dir(user_folder / "notes.txt" / "out")
+    assert snapshot(user_folder) == before
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "distillation.json").write_text("{}")
+    assert check_output_dir(ours, overwrite=True) == ours.resolve()  # hf_vdd's own output may be replaced
+    assert check_output_dir(tmp_path / "new" / "deeper") == (tmp_path / "new" / "deeper").resolve()
+    assert not (tmp_path / "new").exists()  # checking writes nothing
+
+
+def test_check_output_dir_unwritable(tmp_path):
+    if os.path.isdir("/proc/self"):  # a folder nobody, root included, can create folders in
+        with pytest.raises(OutputExistsError, match="cannot be written: creating a folder in /proc failed"):
+            check_output_dir("/proc/hf_vdd-out")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root ignores permissions
+            with pytest.raises(OutputExistsError, match="cannot be written"):
+                check_output_dir(locked / "out")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_atomic_folder_replaces_only_its_own_and_keeps_the_old_on_error(user_folder, tmp_path):
+    before = snapshot(user_folder)
+    with pytest.raises(OutputExistsError, match="did not write"):
+        with atomic_folder(user_folder, marker="distillation.json") as tmp:
+            (tmp / "distillation.json").write_text("new")
+    assert snapshot(user_folder) == before
+    target = tmp_path / "set"
+    with atomic_folder(target, marker="mark") as tmp:
+        (tmp / "mark").write_text("v1")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_folder(target, marker="mark") as tmp:
+            (tmp / "mark").write_text("v2")
+            raise RuntimeError("boom")
+    assert (target / "mark").read_text() == "v1"
+    with atomic_folder(target, marker="mark") as tmp:
+        (tmp / "mark").write_text("v3")
+    assert (target / "mark").read_text() == "v3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "set"]  # no temporary folder left
+
+
+KILL = """
+import os, shutil, signal, sys
+from pathlib import Path
+import hf_vdd.utils as u
+
+target, mode = Path(sys.argv[1]), sys.argv[2]
+die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+if mode == "between_renames":  # no atomic exchange: the old folder is moved away, then the new one moved in
+    u._exchange = lambda a, b: False
+    real, calls = os.replace, []
+    def replace(a, b):
+        real(a, b)
+        calls.append(b)
+        if len(calls) == 1:
+            die()
+    os.replace = replace
+elif mode == "after_swap":  # the new folder is in place; the old one is being removed
+    shutil.rmtree = die
+with u.atomic_folder(target, marker="mark") as tmp:
+    (tmp / "mark").write_text("new")
+    (tmp / "big.bin").write_bytes(b"x" * 100000)
+    if mode == "while_writing":
+        die()
+"""
+
+
+@pytest.mark.parametrize("mode,expect", [("while_writing", "old"), ("between_renames", "old"),
+                                         ("after_swap", "new")])
+def test_kill_during_save_leaves_old_or_new_and_next_run_cleans(tmp_path, mode, expect):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mark").write_text("old")
+    old = snapshot(target)
+    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", KILL, str(target), mode], env=env, capture_output=True, timeout=120)
+    assert res.returncode == -9, res.stderr.decode()[-2000:]
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "out"]
+    assert leftovers, "the kill should leave a temporary or backup folder"
+    if mode == "between_renames":
+        assert not target.exists()  # the one window without a target: the next write restores the old folder
+    recover_interrupted(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    if expect == "old":
+        assert snapshot(target) == old
+    else:
+        assert (target / "mark").read_text() == "new"
+
+
+def test_seeded_dropout_depends_on_the_sample_only():
+    x = torch.ones(6, 4, 3)
+    seeds = sample_seeds(0, 5, torch.arange(6))
+    full = seeded_dropout(x, 0.5, seeds)
+    halves = torch.cat([seeded_dropout(x[:3], 0.5, seeds[:3]), seeded_dropout(x[3:], 0.5, seeds[3:])])
+    assert torch.equal(full, halves)  # two processes holding half a batch each draw the same masks
+    assert set(full.unique().tolist()) == {0.0, 2.0} and 0.3 < (full == 0).float().mean() < 0.7
+    assert not torch.equal(full, seeded_dropout(x, 0.5, sample_seeds(0, 6, torch.arange(6))))  # next step differs
