@@ -2,7 +2,9 @@
 from a few real ucf12 clips (copied and renamed; the split files are written here)."""
 
 import json
+import runpy
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from PIL import Image
 from hf_vdd import load_video_dataset
 from hf_vdd.data import build_dataset, save_prepared
 from hf_vdd.data.builders import MARKER_FILE, MINIUCF_CLASSES
+from tests.conftest import REPO
 
 UCF_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
                "BaseballPitch", "Basketball", "BasketballDunk", "Punch", "PushUps"]  # the 11 ucf12 classes
@@ -245,3 +248,30 @@ def test_ssv2_json_layout(tmp_path, shared_data):
     (root / "something-something-v2-labels.json").unlink()
     with pytest.raises(FileNotFoundError, match="something-something-v2-labels.json"):
         build_dataset("ssv2", root)
+
+
+def _recipe(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["prepare_dataset.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "recipes" / "prepare_dataset.py"), run_name="__main__")
+    return exit_info.value.code
+
+
+def test_recipe_writes_the_folder_and_rejects_bad_flags(monkeypatch, capsys, hmdb_root, tmp_path):
+    out = tmp_path / "hmdb51"
+    monkeypatch.setattr(sys, "argv", ["prepare_dataset.py", "--name", "hmdb51", "--root", str(hmdb_root),
+                                      "--output_dir", str(out)])
+    runpy.run_path(str(REPO / "recipes" / "prepare_dataset.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "HMDB51 split 1 train: 6 clips, 3/3 classes" in printed and "test: 3 clips" in printed
+    assert f"wrote {out}" in printed and len(load_video_dataset(str(out), "train", num_frames=2, frame_size=16)) == 6
+    bad = [(["--push_to_hub"], "--push_to_hub needs --hub_repo_id"),
+           (["--overwrite", "--name", "hmdb52"], "--name must be one of miniucf, ucf101, hmdb51"),
+           ([], "exists and is not empty"),
+           (["--overwrite", "--split", "5"], "official splits [1, 2, 3]"),
+           (["--overwrite", "--root", str(tmp_path / "absent")], "HMDB51 root not found")]
+    for extra, message in bad:
+        code = _recipe(monkeypatch, "--name", "hmdb51", "--root", str(hmdb_root), "--output_dir", str(out), *extra)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (extra, err)
+    assert _recipe(monkeypatch, "--root", str(hmdb_root)) == 2 and "--name is required" in capsys.readouterr().err
