@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
 
 class CorruptVideoError(ValueError):
     """A video file is missing a video stream, is empty or cannot be decoded."""
@@ -35,9 +37,12 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
     """Decode the first video stream of a file (or its bytes) into `(T, H, W, 3)` uint8 RGB frames.
 
     The video stream is selected explicitly, so files with audio streams (UCF101 .avi) decode correctly.
+    A folder is read as a clip of image frames (VDSD's `jpegs_112/v_<clip>/`), in file-name order.
     Raises `CorruptVideoError` naming the file when it has no video stream, no frame, or fails to decode.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    if name != "<bytes>" and os.path.isdir(name):
+        return decode_frame_folder(name, max_frames)
     if not isinstance(source, (bytes, bytearray)) and not os.path.exists(name):
         raise FileNotFoundError(f"Video file not found: {name}. Check the path (relative paths resolve against "
                                 f"{os.getcwd()}).")
@@ -65,11 +70,33 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
     return np.stack(frames)
 
 
+def decode_frame_folder(folder: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
+    """Read a folder of image frames (`.jpg`/`.jpeg`/`.png`, sorted by name) as `(T, H, W, 3)` uint8 RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))[:max_frames]
+    if not files:
+        raise CorruptVideoError(f"Frame folder {folder} holds no image ({', '.join(IMAGE_EXTENSIONS)}). Remove it "
+                                f"or pass skip_corrupt=True.")
+    frames = []
+    for file in files:
+        try:
+            with Image.open(os.path.join(folder, file)) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as err:
+            raise CorruptVideoError(f"Could not read frame {os.path.join(folder, file)}: {err}.") from err
+    if len({f.shape for f in frames}) > 1:
+        raise CorruptVideoError(f"Frames of {folder} differ in size; re-extract the clip's frames.")
+    return np.stack(frames)
+
+
 def probe_video(source: str | bytes | os.PathLike) -> None:
     """Raise `CorruptVideoError`/`FileNotFoundError` if the video cannot be decoded (decodes one frame) or is
     truncated (`TruncatedVideoError`: fewer packets than the header's frame count; packets are read, not decoded)."""
     decode_video(source, max_frames=1)
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    if name != "<bytes>" and os.path.isdir(name):  # a frame folder has no header to be truncated against
+        return
     try:
         with av.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else name) as container:
             stream = container.streams.video[0]
