@@ -1,20 +1,19 @@
 """hf_vdd: video dataset distillation on the Hugging Face stack."""
 
-__version__ = "0.1.0"
-
-from .data import CorruptVideoError, VideoClassificationSet, load_video_dataset, toy_actions  # noqa: E402
-from .distillers import (  # noqa: E402
+from .data import CorruptVideoError, VideoClassificationSet, load_video_dataset, toy_actions
+from .data.distilled import DistillationOutput, TensorVideoSet, load_distilled
+from .diffusion import MAEScoreSelector, PoolRandomSelection, TACDTSelector, VSTUNetSelector
+from .distillers import (
     DISTILLERS,
-    DistillationOutput,
     Distiller,
     Herding,
     KCenter,
     RandomSelection,
     get_distiller,
-    load_distilled,
 )
-from .models import ConvNet3D, VideoMAEStudent, build_student  # noqa: E402
-from .training import EvalReport, TrainConfig, evaluate_distilled, train_student  # noqa: E402
+from .models import ConvNet3D, VideoMAEStudent, build_student
+from .training import EvalReport, TrainConfig, evaluate_distilled, train_student
+from .version import __version__
 
 __all__ = [
     "DISTILLERS",
@@ -25,10 +24,16 @@ __all__ = [
     "EvalReport",
     "Herding",
     "KCenter",
+    "MAEScoreSelector",
+    "PoolRandomSelection",
     "RandomSelection",
+    "TACDTSelector",
+    "TensorVideoSet",
     "TrainConfig",
     "VideoClassificationSet",
+    "VSTUNetSelector",
     "VideoMAEStudent",
+    "__version__",
     "build_student",
     "evaluate_distilled",
     "get_distiller",

@@ -19,8 +19,8 @@ import torch
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from . import __version__
 from .utils import atomic_folder
+from .version import __version__
 
 
 class PeakMemory:

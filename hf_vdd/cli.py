@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
-from .data.loading import load_video_dataset
+from .data.loading import default_video_shape, load_video_dataset
 from .hub import check_model_ref, check_push_settings, push_folder
-from .utils import HfVddError, check_output_dir, configure_threads, shared_data_dir
+from .utils import HfVddError, check_output_dir, configure_logging, configure_threads, shared_data_dir
 
 USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
 
@@ -75,18 +75,12 @@ def check_models(*configs) -> None:
 def run_main(main) -> None:
     """Run `main()`; user errors exit with status 2 and a one-line message instead of a traceback."""
     configure_threads()
+    configure_logging()
     try:
         main()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-
-
-def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | None) -> tuple[int, int]:
-    """toy-actions defaults to 32×32×8 (its native size), everything else to VDSD's 112×112×16."""
-    toy = str(dataset) in ("toy-actions", "toy_actions")
-    return (32 if toy else 112) if frame_size is None else frame_size, (8 if toy else 16) if num_frames is None \
-        else num_frames
 
 
 @dataclass

@@ -23,12 +23,12 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from sklearn.metrics import f1_score, roc_auc_score
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, default_collate
-from tqdm.auto import tqdm
 
 from .data.decoding import normalize
+from .data.distilled import DistillationOutput, TensorVideoSet, region_tiles
 from .data.loading import VideoClassificationSet
 from .models import build_student
-from .utils import HfVddError, derived_generator, hash32, sample_seeds
+from .utils import HfVddError, derived_generator, hash32, progress, sample_seeds
 
 
 @dataclass
@@ -62,29 +62,6 @@ class TrainConfig:
     show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
 
 
-class TensorVideoSet(Dataset):
-    """Videos `(N, T, C, H, W)` (pixel space) + labels `(N,)` [+ soft labels `(N, K)` or per-region `(N, R, K)`].
-
-    Per-region soft labels describe mosaics: R = n*n tiles in row-major order (`tile_bounds` gives their pixels).
-    """
-
-    def __init__(self, videos: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None,
-                 class_names: list[str] | None = None):
-        if videos.ndim != 5:
-            raise ValueError(f"videos must be (N, T, C, H, W), got {tuple(videos.shape)}.")
-        if len(videos) != len(labels):
-            raise ValueError(f"{len(videos)} videos but {len(labels)} labels.")
-        self.videos, self.labels, self.soft_labels = videos, torch.as_tensor(labels).long(), soft_labels
-        self.class_names = class_names
-
-    def __len__(self):
-        return len(self.videos)
-
-    def __getitem__(self, i):
-        item = (self.videos[i].float(), self.labels[i])
-        return item + (self.soft_labels[i].float(),) if self.soft_labels is not None else item
-
-
 def make_accelerator(accelerator: Accelerator | None = None) -> Accelerator:
     """The `Accelerator` used by training loops (`split_batches` keeps the global batch fixed)."""
     if accelerator is not None:
@@ -92,33 +69,6 @@ def make_accelerator(accelerator: Accelerator | None = None) -> Accelerator:
     # Without an accelerator device, `cpu=True` is what makes `accelerate launch --multi_gpu` use gloo processes.
     return Accelerator(cpu=not torch.cuda.is_available(),
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
-
-
-def tile_bounds(size: int, n: int) -> list[tuple[int, int]]:
-    """Pixel ranges `[(start, stop)] * n` of an n-way split of `size` (the mosaic grid; sizes differ by <= 1)."""
-    if not 1 <= n <= size:
-        raise ValueError(f"Cannot split {size} pixels into {n} tiles.")
-    edges = np.linspace(0, size, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-def region_tiles(x: torch.Tensor, n: int, tiles: torch.Tensor | None = None) -> torch.Tensor:
-    """Crop tiles of `(B, T, C, H, W)` mosaics and upsample each to `(H, W)`.
-
-    Returns `(B, R, T, C, H, W)` for all R = n*n tiles (row-major), or `(B, k, ...)` for the tile indices
-    `tiles` `(B, k)`.
-    """
-    b, t, c, h, w = x.shape
-    rows, cols = tile_bounds(h, n), tile_bounds(w, n)
-    out = []
-    for y0, y1 in rows:
-        for x0, x1 in cols:
-            tile = x[:, :, :, y0:y1, x0:x1].reshape(b * t, c, y1 - y0, x1 - x0)
-            out.append(F.interpolate(tile, size=(h, w), mode="bilinear", align_corners=False).view(b, t, c, h, w))
-    out = torch.stack(out, 1)
-    if tiles is not None:
-        out = out[torch.arange(b, device=x.device)[:, None], tiles]
-    return out
 
 
 def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -227,7 +177,7 @@ def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfi
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs * steps_per_epoch // 2], gamma=0.1)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc="train student", leave=False,
+    bar = progress(total=epochs * steps_per_epoch, desc="train student", leave=False,
                disable=not (config.show_progress and accelerator.is_local_main_process))
     step = 0
     for epoch in range(epochs):
@@ -331,8 +281,6 @@ def class_order(train_names: list[str], test_names: list[str], what: str = "The 
 
 def _align_classes(train_data, test_names: list[str]):
     """`train_data` with its labels (and soft-label columns) expressed in the test split's class order."""
-    from .distillers.base import DistillationOutput  # local: base imports training utilities
-
     names = getattr(train_data, "class_names", None)
     if names is None:
         top = int(torch.as_tensor(train_data.labels).max())
@@ -365,8 +313,6 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
             another order they are mapped by name); otherwise `HfVddError` before any training.
         test_set: the real test split (`train=False`); its `num_frames`/`frame_size` define the student input.
     """
-    from .distillers.base import DistillationOutput  # local: base imports training utilities
-
     config = config or TrainConfig()
     accelerator = make_accelerator(accelerator)
     train_data = _align_classes(train_data, test_set.class_names)

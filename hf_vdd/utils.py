@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 SHARED_DATA_ENV = "HF_VDD_SHARED_DATA"
 
@@ -42,6 +45,43 @@ def configure_threads(num_threads: int | None = None) -> int:
         num_threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     torch.set_num_threads(max(1, num_threads))
     return torch.get_num_threads()
+
+
+# ---- progress bars and logs: one path ---------------------------------------------------------------------------
+def progress(*args, disable: bool = False, **kwargs):
+    """`tqdm` for every long loop (pass `disable=not accelerator.is_local_main_process`). When stderr is not a
+    terminal (CI, `> log`), the bar refreshes at most every 30 s instead of hundreds of times."""
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30.0)
+    return tqdm(*args, disable=disable, **kwargs)
+
+
+class _Stream(logging.StreamHandler):
+    """Writes to whatever `sys.stdout`/`sys.stderr` is when a record is emitted (so captured output works too)."""
+
+    def __init__(self, name: str, levels: tuple[int, int]):
+        super().__init__()
+        self._name, self._levels = name, levels
+        self.addFilter(lambda record: levels[0] <= record.levelno < levels[1])
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return getattr(sys, self._name)
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ sets it; the live sys stream is used instead
+        pass
+
+
+def configure_logging(level: str | int | None = None) -> None:
+    """Recipes: hf_vdd's log records (`accelerate.logging.get_logger(__name__)` in the library) go to stdout (info)
+    and stderr (warnings and errors), at `level` (default `$HF_VDD_LOG_LEVEL`, else INFO)."""
+    logger = logging.getLogger("hf_vdd")
+    logger.setLevel(level or os.environ.get("HF_VDD_LOG_LEVEL", "INFO"))
+    if not any(isinstance(h, _Stream) for h in logger.handlers):
+        logger.addHandler(_Stream("stdout", (0, logging.WARNING)))
+        logger.addHandler(_Stream("stderr", (logging.WARNING, logging.CRITICAL + 1)))
+    logger.propagate = False
 
 
 # ---- output folders: never destroy what hf_vdd did not write -------------------------------------------------

@@ -33,8 +33,8 @@ from hf_vdd.benchmark import (
 )
 from hf_vdd.cli import check_models, default_video_shape, parse_args, run_main
 from hf_vdd.data import load_video_dataset
-from hf_vdd.distillers import load_pool
-from hf_vdd.distillers.diffusion_select import check_pool_dir
+from hf_vdd.diffusion import load_pool
+from hf_vdd.diffusion.select import check_pool_dir
 from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator
 from hf_vdd.utils import check_output_dir, shared_data_dir

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
-from hf_vdd.distillers.diffusion_select import DiffusionSelectArgs, build_pool, default_encoder, make_selector
-from hf_vdd.training import TensorVideoSet, make_accelerator
+from hf_vdd.data.distilled import TensorVideoSet
+from hf_vdd.diffusion.select import DiffusionSelectArgs, build_pool, default_encoder, make_selector
+from hf_vdd.training import make_accelerator
 
 
 @dataclass

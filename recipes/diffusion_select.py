@@ -12,7 +12,7 @@
 from pathlib import Path
 
 from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
-from hf_vdd.distillers.diffusion_select import (
+from hf_vdd.diffusion.select import (
     SELECTORS,
     DiffusionSelectArgs,
     check_pool_dir,

@@ -14,8 +14,7 @@ Writes a `LattePipeline.save_pretrained` folder with a model card (and `class_pr
 from dataclasses import dataclass, field
 
 from hf_vdd.cli import DataArgs, parse_args, run_main
-from hf_vdd.distillers.diffusion import load_latte, tiny_latte_pipeline
-from hf_vdd.distillers.latte_train import LatteFinetuneConfig, finetune_latte
+from hf_vdd.diffusion import LatteFinetuneConfig, finetune_latte, load_latte, tiny_latte_pipeline
 from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator
 from hf_vdd.utils import check_output_dir

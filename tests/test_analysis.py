@@ -11,7 +11,7 @@ import torch
 from hf_vdd import analysis
 from hf_vdd.data import load_video_dataset
 from hf_vdd.models import ConvNet3D
-from hf_vdd.training import TrainConfig
+from hf_vdd.training import TrainConfig, evaluate_distilled
 from tests.conftest import REPO
 
 
@@ -22,14 +22,17 @@ def sets(tiny_toy):
             load_video_dataset(tiny_toy, "test", **kw).preload(show_progress=False))
 
 
-@pytest.mark.slow
-def test_class_deltas_motion_classes_need_time(sets, tmp_path):
+def test_class_deltas_are_full_minus_static(sets, tmp_path):
     train, test = sets  # square, disc (appearance), slide-right, slide-left (motion only)
-    d = analysis.class_deltas(train, test, TrainConfig(steps=100, batch_size=8, runs=1, show_progress=False))
+    config = TrainConfig(steps=20, batch_size=8, runs=1, show_progress=False)
+    d = analysis.class_deltas(train, test, config)
     assert d["class_names"] == ["square", "disc", "slide-right", "slide-left"]
     assert np.allclose(d["delta"], np.asarray(d["acc_full"]) - np.asarray(d["acc_static"]))
-    # a single frame cannot tell slide-left from slide-right: the motion classes have the largest Delta
-    assert np.mean(d["delta"][2:]) > np.mean(d["delta"][:2])
+    static = evaluate_distilled(train.with_options(static=True), test.with_options(static=True), config)
+    assert d["acc_static"] == static.per_class  # the static student trains and tests on one repeated frame
+    # Which classes get the largest Delta is a property of a well-trained student: on this 32-clip set a 100-step
+    # student learnt the slide directions in some seeds and not in others (measured on the code before and after
+    # session 4), so that claim is checked on the benchmark's students (README: DAViD's Delta table), not here.
     analysis.plot_deltas(d, tmp_path / "d.png")
     assert (tmp_path / "d.png").stat().st_size > 1000
 

@@ -68,7 +68,7 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
     assert len(json.loads((out / "results" / "results.json").read_text())) == 8
     # a changed setting re-runs the cell (and replaces its stored numbers); the others are kept
-    changed = subprocess.run(cmd[:6] + ["random", "--ipc", "1", "--runs", "1", "--steps", "4", "--students",
+    changed = subprocess.run(cmd[:5] + ["random", "--ipc", "1", "--runs", "1", "--steps", "4", "--students",
                                         "convnet3d", "--output_dir", str(out)], cwd=REPO, capture_output=True,
                              text=True)
     assert changed.returncode == 0 and "settings changed since the stored result" in changed.stdout
@@ -92,7 +92,8 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     ('{"dm": {"train": {"stepz": 5}}}', "unknown field(s) ['train.stepz']"),
     ('{"dmm": {"iterations": 5}}', "key 'dmm', which is not in --methods"),
     ('{"random": {"seed": 1}}', "key 'random', which is not in --methods ['dm']"),
-    ('{"dm": {"teacher": "./no-such-teacher"}}', "--teacher ./no-such-teacher: no such folder"),
+    ('{"dm": {"train": {"student_pretrained": "./no-such-student"}}}',
+     "--student_pretrained ./no-such-student: no such folder"),
 ])
 def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, overrides, message):
     out = tmp_path / "bench"

@@ -8,7 +8,7 @@ import torch
 from datasets import load_dataset
 
 from hf_vdd.data import toy_action_class_names
-from hf_vdd.distillers import load_pool, tiny_latte_pipeline
+from hf_vdd.diffusion import load_pool, tiny_latte_pipeline
 from tests.conftest import run_one_and_two_processes
 
 NAMES = toy_action_class_names(10)
@@ -77,7 +77,7 @@ def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_
     assert res.returncode == 2 and "--encoder no-such/videomae: no such local folder" in res.stderr
     res = run("recipes/diffusion_select.py", "--pool_dir", str(tmp_path / "new"), "--generator", "no-such/latte",
               *TINY, check=False)
-    assert res.returncode == 2 and "Could not load the Latte generator 'no-such/latte'" in res.stderr
+    assert res.returncode == 2 and "--generator no-such/latte: no such local folder" in res.stderr
     assert "local folder" in res.stderr
 
 

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Video, load_dataset
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ..utils import shared_data_dir
+from ..utils import progress, shared_data_dir
 from .decoding import CorruptVideoError, decode_video, probe_video, resize_crop, sample_indices, to_float_frames
 from .toy_actions import toy_actions
 
@@ -315,7 +314,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
         """Decode and resize every clip once and keep it in memory (uint8); returns `self`."""
         if self._cache is None:
             loader = DataLoader(_FullClips(self), batch_size=None, num_workers=num_workers)
-            self._cache = list(tqdm(loader, total=len(self), desc=f"Decoding {self.name}",
+            self._cache = list(progress(loader, total=len(self), desc=f"Decoding {self.name}",
                                     disable=not show_progress, leave=False))
         return self
 
@@ -333,6 +332,13 @@ class _FullClips(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.parent.full_clip(i)
+
+
+def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | None) -> tuple[int, int]:
+    """toy-actions defaults to 32×32×8 (its native size), everything else to VDSD's 112×112×16."""
+    toy = str(dataset) in ("toy-actions", "toy_actions")
+    return (32 if toy else 112) if frame_size is None else frame_size, (8 if toy else 16) if num_frames is None \
+        else num_frames
 
 
 def load_video_dataset(source, split: str | None = "train", num_frames: int = 16, frame_size: int = 112,

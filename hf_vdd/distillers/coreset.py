@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.decoding import normalize
 from ..data.loading import VideoClassificationSet
 from ..models import ConvNet3D
+from ..utils import progress
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 
 
@@ -46,7 +46,7 @@ class _CoresetDistiller(Distiller):
         net.eval()
         feats = []
         order = np.arange(len(train_set))
-        for start in tqdm(range(0, len(order), self.config.batch_size), desc=f"{self.name}: features",
+        for start in progress(range(0, len(order), self.config.batch_size), desc=f"{self.name}: features",
                           disable=not show_progress, leave=False):
             x = train_set.stack(order[start:start + self.config.batch_size], train=False)
             feats.append(net.embed(normalize(x)).numpy())

@@ -31,13 +31,12 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.decoding import denormalize, interleave_repeat, normalize
 from ..hub import render_distiller_card, resolve_folder, with_temp_folder
 from ..teacher import Teacher, load_teacher
 from ..training import TrainConfig
-from ..utils import atomic_folder
+from ..utils import atomic_folder, progress
 from .base import DistillationOutput, register_distiller
 from .dm import DMConfig, DMDistiller
 from .matching import (
@@ -213,7 +212,7 @@ class DAViDDistiller(DMDistiller):
         show = accelerator is None or accelerator.is_local_main_process
         policy_steps = cfg.policy_steps if cfg.policy_steps is not None else len(acts)
         total_its = (policy_steps * n_early if search else 0) + cfg.iterations
-        bar = tqdm(total=total_its, desc="DAViD", disable=not show)
+        bar = progress(total=total_its, desc="DAViD", disable=not show)
         # Q-tables: one per class (or one shared), rows = state (last action), columns = action
         keys = classes if cfg.policy == "per_class" else [SHARED]
         q0 = cfg.q_init if cfg.q_init is not None else 1.0 / (1.0 - cfg.gamma)

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.decoding import denormalize, normalize
+from ..utils import progress
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .matching import (
     ClassSampler,
@@ -107,7 +107,8 @@ class DMDistiller(Distiller):
 
     # ---- main loop ----------------------------------------------------------------------------------------------
     def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
-        from ..training import TensorVideoSet, TrainConfig, evaluate_distilled
+        from ..data.distilled import TensorVideoSet
+        from ..training import TrainConfig, evaluate_distilled
 
         merged = gather_classes({c: denormalize(syn[c].detach()) for c in syn}, accelerator)
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
@@ -135,7 +136,7 @@ class DMDistiller(Distiller):
         else:
             start, syn, momentum, losses = 0, self.init_synthetic(train_set, classes), {c: None for c in classes}, []
         show = accelerator is None or accelerator.is_local_main_process
-        bar = tqdm(range(start, cfg.iterations), desc="DM", disable=not show, initial=start, total=cfg.iterations)
+        bar = progress(range(start, cfg.iterations), desc="DM", disable=not show, initial=start, total=cfg.iterations)
         iter_seconds, eval_curve = [], []
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
         for it in bar:

@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.decoding import denormalize, normalize
 from ..hub import render_distiller_card, resolve_folder, with_temp_folder
-from ..utils import atomic_folder
+from ..utils import atomic_folder, progress
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .matching import (
     ClassSampler,
@@ -258,7 +257,7 @@ class IDTDDistiller(Distiller):
                     self._set_class_parameters(c, params)
                     optimizers[c].load_state_dict(opt_state)
             show = accelerator is None or accelerator.is_local_main_process
-            bar = tqdm(range(start, cfg.iterations), desc=f"IDTD[{cfg.ablation}]", disable=not show, initial=start,
+            bar = progress(range(start, cfg.iterations), desc=f"IDTD[{cfg.ablation}]", disable=not show, initial=start,
                        total=cfg.iterations)
             # 3. class-by-class updates each iteration, with a fresh frozen embedder
             for it in bar:

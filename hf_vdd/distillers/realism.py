@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.decoding import sample_indices
+from ..data.distilled import tile_bounds
 from ..data.loading import VideoClassificationSet
-from ..training import TrainConfig, tile_bounds
-from ..utils import HfVddError
+from ..training import TrainConfig
+from ..utils import HfVddError, progress
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels of the source frame
@@ -301,7 +301,7 @@ class RealismDistiller(Distiller):
                 idx = np.sort(rng.choice(idx, c.candidates_per_class, replace=False))
             videos += [(k, int(i)) for i in idx]
         t0 = time.perf_counter()
-        for k, i in tqdm(videos, desc="realism: detect/track/score", disable=not show, leave=False):
+        for k, i in progress(videos, desc="realism: detect/track/score", disable=not show, leave=False):
             frames = train_set.decode(i)
             if frames.shape[-1] == 1:
                 frames = np.repeat(frames, 3, axis=-1)

@@ -11,10 +11,11 @@ from datasets import Array4D, ClassLabel, Dataset, Features, load_dataset
 
 from hf_vdd import ConvNet3D, TrainConfig, load_distilled, load_video_dataset, train_student
 from hf_vdd.data.decoding import normalize
+from hf_vdd.data.distilled import TensorVideoSet, region_tiles, tile_bounds
 from hf_vdd.distillers import DISTILLERS, MotionSaliencyDetector, RealismDistiller, TransformersDetector
 from hf_vdd.distillers import realism as R
 from hf_vdd.teacher import load_teacher
-from hf_vdd.training import TensorVideoSet, region_tiles, student_loss, tile_bounds
+from hf_vdd.training import student_loss
 from tests.conftest import REPO
 
 NAMES = ["red", "green", "blue"]

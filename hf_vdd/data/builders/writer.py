@@ -104,7 +104,7 @@ def save_prepared(built: BuiltDataset, output_dir: str | os.PathLike, embed: boo
     unless `overwrite=True` and it holds `prepared_dataset.json` (i.e. this function wrote it).
     `license` overrides the card's licence id; `repo_id` only fills the card's usage snippet.
     """
-    from ... import __version__
+    from ...version import __version__
 
     target = check_output_dir(output_dir, overwrite=overwrite, marker=MARKER_FILE)
     if embed and built.uses_frame_folders:

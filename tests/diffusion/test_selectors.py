@@ -3,21 +3,21 @@ import pytest
 import torch
 from datasets import load_dataset
 
-from hf_vdd.distillers import (
+from hf_vdd.diffusion import (
     MAEScoreSelector,
     PoolRandomSelection,
     TACDTConfig,
     TACDTSelector,
     VSTUNetConfig,
     VSTUNetSelector,
-    get_distiller,
     load_pool,
 )
-from tests.distillers.pool_fixtures import CLASSES, latte_dir, pool_dir, videomae_dir  # noqa: F401
+from hf_vdd.distillers import get_distiller
+from tests.diffusion.conftest import CLASSES
 
 
 @pytest.fixture(scope="module")
-def pool(pool_dir):  # noqa: F811
+def pool(pool_dir):
     return load_pool(pool_dir, CLASSES)
 
 
@@ -34,7 +34,7 @@ def test_registered_names():
         assert get_distiller(name) is cls
 
 
-def test_tacdt_picks_vpc_per_class_deterministically_and_saves(pool, videomae_dir, tmp_path):  # noqa: F811
+def test_tacdt_picks_vpc_per_class_deterministically_and_saves(pool, videomae_dir, tmp_path):
     cfg = TACDTConfig(ipc=3, encoder=str(videomae_dir))
     out = TACDTSelector(cfg)(pool)
     assert _per_class(out, pool) == [3, 3, 3] and out.videos.dtype == torch.uint8
@@ -58,10 +58,10 @@ def test_tacdt_takes_the_member_nearest_each_cluster_centre():
 
 
 @pytest.fixture(scope="module")
-def clip_pool(tiny_toy, latte_dir, tmp_path_factory):  # noqa: F811
+def clip_pool(tiny_toy, latte_dir, tmp_path_factory):
     """Real toy clips in the pool format: classes that differ, so the CE term can learn."""
     from hf_vdd import load_video_dataset
-    from tests.distillers.pool_fixtures import write_pool_from_clips
+    from tests.diffusion.conftest import write_pool_from_clips
 
     train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
     return load_pool(write_pool_from_clips(tmp_path_factory.mktemp("clip-pool") / "pool", train, str(latte_dir), 6))
@@ -75,7 +75,7 @@ def test_vstunet_loss_goes_down_and_picks_top_probabilities(clip_pool, tmp_path)
     assert len(curve) == 30 and np.mean(curve[-5:]) < 0.8 * np.mean(curve[:5])
     assert (out.stats["lambda_div"], out.stats["lambda_rep"]) == (0.1, 1.0)  # paper values at VPC > 1
     assert _per_class(out, pool) == [2, 2, 2, 2]
-    from hf_vdd.distillers.selectors import pool_latents
+    from hf_vdd.diffusion.selectors import pool_latents
 
     z = pool_latents(pool.manifest["generator"], pool.videos)
     for c, idx in pool.indices_per_class().items():
@@ -90,7 +90,7 @@ def test_vstunet_loss_goes_down_and_picks_top_probabilities(clip_pool, tmp_path)
     assert VSTUNetSelector(VSTUNetConfig(ipc=1)).lambdas == (0.0, 0.1)
 
 
-def test_maescore_picks_most_confident(pool, videomae_dir):  # noqa: F811
+def test_maescore_picks_most_confident(pool, videomae_dir):
     from hf_vdd.teacher import load_teacher
 
     out = MAEScoreSelector(ipc=2, encoder=str(videomae_dir))(pool)
@@ -107,7 +107,7 @@ def test_random_is_seeded(pool):
     assert _per_class(a, pool) == [4, 4, 4]
 
 
-def test_errors(pool, tmp_path, videomae_dir):  # noqa: F811
+def test_errors(pool, tmp_path, videomae_dir):
     with pytest.raises(ValueError, match="--vpc 9 is larger than the pool's 8 videos per class"):
         PoolRandomSelection(ipc=9)(pool)
     with pytest.raises(ValueError, match="TAC-DT needs --encoder"):

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .diffusion import VideoPool
+from ..data.distilled import DistillationOutput
+from ..distillers.base import Distiller, DistillerConfig, register_distiller
+from ..utils import progress
+from .pool import VideoPool
 
 
 @dataclass
@@ -125,7 +126,7 @@ def videomae_embeddings(encoder: str, videos: torch.Tensor, batch_size: int = 32
         hf_logging.set_verbosity(verbosity)
     fitter = Teacher(model, model.config.num_frames, model.config.image_size, source=encoder)
     feats = []
-    for i in tqdm(range(0, len(videos), batch_size), desc="VideoMAE embeddings", disable=not show, leave=False):
+    for i in progress(range(0, len(videos), batch_size), desc="VideoMAE embeddings", disable=not show, leave=False):
         x = fitter._fit(videos[i:i + batch_size].float() / 255.0)
         with torch.no_grad():
             feats.append(model(pixel_values=x).last_hidden_state.mean(1).numpy())
@@ -279,7 +280,7 @@ class VSTUNetSelector(_PoolSelector):
         lam_d, lam_r = self.lambdas
         rng, curve = np.random.default_rng(cfg.seed), []
         self.model.train()
-        for _ in tqdm(range(cfg.epochs), desc="VST-UNet", disable=not show, leave=False):
+        for _ in progress(range(cfg.epochs), desc="VST-UNet", disable=not show, leave=False):
             # Algorithm 1: every class's loss in an epoch; one step per epoch (every class in each step, so the CE
             # head is not pulled towards the last class seen)
             opt.zero_grad()

@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.logging import get_logger
 
 from ..utils import atomic_folder
-from .diffusion import (
+from .latte_train import LatteFinetuneConfig, finetune_latte
+from .pool import (
     POOL_MANIFEST,
     PoolConfig,
     generate_pool,
@@ -27,8 +29,8 @@ from .diffusion import (
     load_pool,
     pool_is_complete,
 )
-from .latte_train import LatteFinetuneConfig, finetune_latte
 
+logger = get_logger(__name__)
 SELECTORS = {"tacdt": "tacdt", "vstunet": "vstunet", "maescore": "maescore", "random": "pool-random",
              "full": "pool-random"}
 
@@ -84,14 +86,13 @@ def _cache_folder(kind: str, train_set, config) -> Path:
 
 def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
     """A tiny Latte fine-tuned on `train_set` (cached); returns its folder."""
-    from .diffusion import tiny_latte_pipeline
+    from .pool import tiny_latte_pipeline
 
     cfg = LatteFinetuneConfig(steps=args.default_finetune_steps, vae_steps=args.default_vae_steps, batch_size=8,
                               lr=1e-3, prompt_template=args.prompt_template, seed=0)
     folder = _cache_folder("latte", train_set, cfg)
     if not (folder / "model_index.json").is_file():
-        if accelerator.is_main_process:
-            print(f"building the default generator: a tiny Latte fine-tuned on {train_set.name} -> {folder}")
+        logger.info(f"building the default generator: a tiny Latte fine-tuned on {train_set.name} -> {folder}")
         pipe = tiny_latte_pipeline(train_set.class_names, train_set.num_frames, train_set.frame_size, seed=0,
                                    prompt_template=args.prompt_template)
         finetune_latte(pipe, train_set.preload(show_progress=False), cfg, output_dir=folder, accelerator=accelerator,
@@ -108,8 +109,8 @@ def default_encoder(train_set, args: DiffusionSelectArgs, accelerator) -> str:
                          show_progress=accelerator.is_local_main_process)
     folder = _cache_folder("videomae", train_set, config)
     if not (folder / "config.json").is_file():
-        if accelerator.is_main_process:
-            print(f"building the default encoder: a tiny VideoMAE classifier trained on {train_set.name} -> {folder}")
+        logger.info(f"building the default encoder: a tiny VideoMAE classifier trained on {train_set.name} -> "
+                    f"{folder}")
         torch.manual_seed(0)
         names = train_set.class_names
         student = VideoMAEStudent.from_config(len(names), train_set.num_frames, train_set.frame_size,
@@ -125,7 +126,7 @@ def default_encoder(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
 
 def pool_config(data, args: DiffusionSelectArgs) -> PoolConfig:
-    from ..cli import default_video_shape
+    from ..data.loading import default_video_shape
 
     size, frames = default_video_shape(data.dataset, data.frame_size, data.num_frames)
     toy = _is_toy(data.dataset)
@@ -186,10 +187,9 @@ def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):
                                  accelerator=accelerator, class_embeds=embeds,
                                  show_progress=accelerator.is_local_main_process)
         stats = manifest["generation"] | {"reused": False, "seconds_total": time.perf_counter() - start}
-        if accelerator.is_main_process:
-            print(f"pool {pool_dir}: generated {stats['videos_generated']} videos in {stats['wall_seconds']:.1f} s "
-                  f"({stats['videos_per_second'] or 0:.2f} videos/s, {accelerator.num_processes} process(es); "
-                  f"{stats['shards_skipped']} shards reused)")
+        logger.info(f"pool {pool_dir}: generated {stats['videos_generated']} videos in {stats['wall_seconds']:.1f} s "
+                    f"({stats['videos_per_second'] or 0:.2f} videos/s, {accelerator.num_processes} process(es); "
+                    f"{stats['shards_skipped']} shards reused)")
     pool = load_pool(pool_dir, names)
     if accelerator.is_main_process and not (pool_dir / "preview.png").is_file():
         first = [int(idx[0]) for idx in pool.indices_per_class().values()]
@@ -200,7 +200,7 @@ def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):
 
 
 def make_selector(args: DiffusionSelectArgs, pool, encoder: str | None):
-    from .base import get_distiller
+    from ..distillers.base import get_distiller
 
     method = SELECTORS[args.selector]
     vpc = int(min(torch.bincount(torch.as_tensor(pool.labels)))) if args.selector == "full" else args.vpc

@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
-from tqdm.auto import tqdm
+
+from ..utils import progress
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     mine = todo[rank::world]
     feats = pool_features(class_names, config.num_frames, config.frame_size)
     start, made = time.perf_counter(), 0
-    bar = tqdm(total=len(mine), desc=f"generate pool (process {rank})", unit="shard",
+    bar = progress(total=len(mine), desc=f"generate pool (process {rank})", unit="shard",
                disable=not (show_progress and (accelerator is None or accelerator.is_local_main_process)))
     for c, s in mine:
         rows = _generate_shard(pipe, c, s, class_names, config, class_embeds)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_vdd import load_video_dataset
-from hf_vdd.distillers import (
+from hf_vdd.diffusion import (
     LatteFinetuneConfig,
     finetune_latte,
     generate_pool,
@@ -12,11 +12,11 @@ from hf_vdd.distillers import (
     load_pool,
     tiny_latte_pipeline,
 )
-from hf_vdd.distillers.diffusion import load_class_embeddings, pool_is_complete, sample_seed
-from tests.distillers.pool_fixtures import CLASSES, latte_dir, pool_dir, small_pool_config  # noqa: F401
+from hf_vdd.diffusion.pool import load_class_embeddings, pool_is_complete, sample_seed
+from tests.diffusion.conftest import CLASSES, small_pool_config
 
 
-def test_pool_layout_and_rows(pool_dir):  # noqa: F811
+def test_pool_layout_and_rows(pool_dir):
     manifest = json.loads((pool_dir / "pool.json").read_text())
     assert manifest["class_names"] == CLASSES and manifest["config"]["videos_per_class"] == 8
     assert len(list((pool_dir / "data").glob("*.parquet"))) == 3 * 2 and pool_is_complete(pool_dir)
@@ -28,7 +28,7 @@ def test_pool_layout_and_rows(pool_dir):  # noqa: F811
     assert pool.videos.float().std() > 1  # not a constant image
 
 
-def test_same_seed_same_pool_and_resume_makes_only_missing_shards(pool_dir, latte_dir, tmp_path):  # noqa: F811
+def test_same_seed_same_pool_and_resume_makes_only_missing_shards(pool_dir, latte_dir, tmp_path):
     pipe = load_latte(latte_dir)
     again = tmp_path / "again"
     generate_pool(pipe, CLASSES, again, small_pool_config(), dataset="tiny", generator=str(latte_dir),
@@ -47,7 +47,7 @@ def test_same_seed_same_pool_and_resume_makes_only_missing_shards(pool_dir, latt
     assert torch.equal(load_pool(again).videos, load_pool(pool_dir).videos)
 
 
-def test_pool_errors(pool_dir, latte_dir, tmp_path):  # noqa: F811
+def test_pool_errors(pool_dir, latte_dir, tmp_path):
     pipe = load_latte(latte_dir)
     with pytest.raises(ValueError, match="generated for dataset 'tiny'.*use another --pool_dir"):
         generate_pool(pipe, ["a", "b", "c"], pool_dir, small_pool_config(), dataset="other", generator=str(latte_dir))
@@ -87,7 +87,7 @@ def test_finetune_lowers_loss_checkpoints_resumes_and_saves(tiny_toy, tmp_path):
         finetune_latte(pipe2, train, other, output_dir=out, source="tiny-toy", show_progress=False)
 
 
-def test_learned_class_embeddings_generate(latte_dir, tmp_path):  # noqa: F811
+def test_learned_class_embeddings_generate(latte_dir, tmp_path):
     pipe = load_latte(latte_dir)
     embeds = torch.randn(3, 120, 32)
     generate_pool(pipe, CLASSES, tmp_path / "pool", small_pool_config(videos_per_class=2, shard_size=2,

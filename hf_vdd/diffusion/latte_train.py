@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ..utils import atomic_folder
-from .diffusion import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
-from .matching import prune_checkpoints
+from ..distillers.matching import prune_checkpoints
+from ..utils import atomic_folder, progress
+from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
 
 
 @dataclass
@@ -74,7 +73,7 @@ def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
     model, opt = accelerator.prepare(model, opt)
     curve, it = [], iter(loader)
-    for step in tqdm(range(config.vae_steps), desc="VAE", disable=not show, leave=False):
+    for step in progress(range(config.vae_steps), desc="VAE", disable=not show, leave=False):
         try:
             x = next(it)[0]
         except StopIteration:
@@ -101,7 +100,7 @@ RESUME_FREE = ("steps", "checkpointing_steps", "checkpoints_total_limit", "resum
 
 def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
     """What a checkpoint must match to be resumed (settings that change the trajectory, and the data)."""
-    from .matching import data_fingerprint
+    from ..distillers.matching import data_fingerprint
 
     return {"method": "finetune_latte", "data": data_fingerprint(train_set),
             "config": {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}}
@@ -109,7 +108,7 @@ def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
 
 def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig, train_set) -> Path | None:
     """The checkpoint to resume from, checked to belong to this run (`HfVddError` listing the differences)."""
-    from .matching import find_checkpoint, verify_checkpoint
+    from ..distillers.matching import find_checkpoint, verify_checkpoint
 
     if config.resume_from_checkpoint is None:
         return None
@@ -175,7 +174,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     curve, it = [], iter(loader)
     # 3. epsilon-prediction loop (diffusers' train_text_to_image, on video latents)
-    for step in tqdm(range(first_step, config.steps), desc="fine-tune Latte", disable=not show, leave=False):
+    for step in progress(range(first_step, config.steps), desc="fine-tune Latte", disable=not show, leave=False):
         try:
             x, y = next(it)[:2]
         except StopIteration:

@@ -9,7 +9,7 @@ CLASSES = ["square", "disc", "slide-right"]
 @pytest.fixture(scope="session")
 def latte_dir(tmp_path_factory):
     """An untrained tiny Latte pipeline (8 frames, 32x32) saved to a folder."""
-    from hf_vdd.distillers import tiny_latte_pipeline
+    from hf_vdd.diffusion import tiny_latte_pipeline
 
     folder = tmp_path_factory.mktemp("latte") / "tiny-latte"
     tiny_latte_pipeline(CLASSES, num_frames=8, frame_size=32, seed=0).save_pretrained(str(folder))
@@ -17,7 +17,7 @@ def latte_dir(tmp_path_factory):
 
 
 def small_pool_config(**kw):
-    from hf_vdd.distillers import PoolConfig
+    from hf_vdd.diffusion import PoolConfig
 
     return PoolConfig(**({"videos_per_class": 8, "num_frames": 8, "frame_size": 32, "num_inference_steps": 3,
                           "guidance_scale": 1.0, "shard_size": 4} | kw))
@@ -25,7 +25,7 @@ def small_pool_config(**kw):
 
 @pytest.fixture(scope="session")
 def pool_dir(tmp_path_factory, latte_dir):
-    from hf_vdd.distillers import generate_pool, load_latte
+    from hf_vdd.diffusion import generate_pool, load_latte
 
     folder = tmp_path_factory.mktemp("pools") / "pool"
     generate_pool(load_latte(latte_dir), CLASSES, folder, small_pool_config(), dataset="tiny",
@@ -55,7 +55,7 @@ def write_pool_from_clips(folder, train_set, generator: str, per_class: int = 8)
     import pyarrow.parquet as pq
     from datasets import Dataset
 
-    from hf_vdd.distillers.diffusion import pool_features
+    from hf_vdd.diffusion.pool import pool_features
 
     cfg = small_pool_config(videos_per_class=per_class, shard_size=per_class).__dict__
     manifest = {"dataset": "real-clips", "generator": generator, "class_names": train_set.class_names, "config": cfg}
