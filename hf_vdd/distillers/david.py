@@ -36,16 +36,13 @@ from ..data.decoding import denormalize, interleave_repeat, normalize
 from ..hub import render_distiller_card, resolve_folder, with_temp_folder
 from ..teacher import Teacher, load_teacher
 from ..training import TrainConfig
-from ..utils import atomic_folder, progress
+from ..utils import atomic_folder
 from .base import DistillationOutput, register_distiller
 from .dm import DMConfig, DMDistiller
+from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
     derived_generator,
-    gather_classes,
-    load_checkpoint,
-    process_classes,
-    save_checkpoint,
 )
 
 POLICY_STREAM = 1 << 24  # RNG stream of the epsilon-greedy draws and policy-step initialisations
@@ -178,7 +175,7 @@ class DAViDDistiller(DMDistiller):
             return int(best[torch.randint(len(best), (1,), generator=g)])
         return int(torch.randint(len(row), (1,), generator=g))
 
-    def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar) -> float:
+    def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar=None) -> float:
         t = train_set.num_frames
 
         def expand(c: int, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +187,8 @@ class DAViDDistiller(DMDistiller):
         total = torch.zeros(())
         for it in iterations:
             total = self.step(sampler, offset + it, syn, momentum, train_set.num_classes, expand=expand)
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
         return float(total)
 
     # ---- main ------------------------------------------------------------------------------------------------
@@ -198,34 +196,31 @@ class DAViDDistiller(DMDistiller):
         cfg = self.config
         # 1. check the request; split classes; teacher and its real class means
         self.check(train_set)
-        run = self.run_fingerprint(train_set)
-        classes, world = process_classes(train_set.num_classes, accelerator)
-        if cfg.policy == "shared" and world > 1 and cfg.fixed_resolution is None:
-            raise ValueError("policy='shared' needs every class in one process; run it without --num_processes.")
-        start_time = time.perf_counter()
-        sampler = ClassSampler(train_set)
         t, acts = train_set.num_frames, self.actions(train_set.num_frames)
         if cfg.fixed_resolution is not None and cfg.fixed_resolution not in acts:
             raise ValueError(f"fixed_resolution {cfg.fixed_resolution} is not one of the resolutions {acts}.")
         n_early = max(1, round(cfg.beta * cfg.iterations))
         search = cfg.fixed_resolution is None
-        show = accelerator is None or accelerator.is_local_main_process
         policy_steps = cfg.policy_steps if cfg.policy_steps is not None else len(acts)
-        total_its = (policy_steps * n_early if search else 0) + cfg.iterations
-        bar = progress(total=total_its, desc="DAViD", disable=not show)
+        engine = ClassParallelEngine(self, train_set, accelerator, desc="DAViD",
+                                     total=(policy_steps * n_early if search else 0) + cfg.iterations)
+        classes, bar, show = engine.classes, engine.bar, engine.show
+        if cfg.policy == "shared" and engine.world > 1 and search:
+            raise ValueError("policy='shared' needs every class in one process; run it without --num_processes.")
+        sampler = ClassSampler(train_set)
         # Q-tables: one per class (or one shared), rows = state (last action), columns = action
         keys = classes if cfg.policy == "per_class" else [SHARED]
         q0 = cfg.q_init if cfg.q_init is not None else 1.0 / (1.0 - cfg.gamma)
         rows = len(acts) if cfg.q_state == "last_action" else 1
         q = {k: torch.full((rows, len(acts)), q0) for k in keys}
         state = {k: rows - 1 for k in keys}  # start from the full resolution
-        step0, phase, losses, rewards = 0, "policy", [], []
+        step0, phase, rewards = 0, "policy", []
         syn, momentum = {}, {}
-        if cfg.resume_from_checkpoint:
-            ckpt = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
+        ckpt = engine.resume()
+        if ckpt is not None:
             local = {c: ckpt["classes"][c] for c in classes}
             first = local[classes[0]]
-            phase, step0, losses, rewards = first["phase"], first["step"], ckpt["losses"], first["rewards"]
+            phase, step0, rewards = first["phase"], first["step"], first["rewards"]
             q = {k: torch.tensor(first["q"][k]) if cfg.policy == "shared" else torch.tensor(local[k]["q"][k])
                  for k in keys}
             state = {k: (first if cfg.policy == "shared" else local[k])["state"][k] for k in keys}
@@ -234,16 +229,12 @@ class DAViDDistiller(DMDistiller):
                 momentum = {c: local[c]["momentum"] for c in classes}
             bar.update(step0 * n_early if phase == "policy" else policy_steps * n_early * search + step0)
 
-        def checkpoint(step: int, phase: str) -> None:
-            local = {c: {"phase": phase, "step": step, "rewards": rewards, "q": {k: q[k].tolist() for k in keys
-                                                                                 if k in (c, SHARED)},
-                         "state": {k: state[k] for k in keys if k in (c, SHARED)},
-                         "syn": syn[c].detach() if phase == "final" else None,
-                         "momentum": momentum.get(c) if phase == "final" else None} for c in classes}
-            # folders sort by progress: policy step k -> k, final iteration i -> 1_000_000 + i
-            index = step if phase == "policy" else 1_000_000 + step
-            save_checkpoint(cfg.checkpoint_dir, index, local, losses, run, accelerator,
-                                cfg.checkpoints_total_limit)
+        def snapshot(step: int, phase: str) -> dict:  # checkpoint-<k> (policy step k), checkpoint-<1e6 + i> (final)
+            return {c: {"phase": phase, "step": step, "rewards": rewards, "q": {k: q[k].tolist() for k in keys
+                                                                                if k in (c, SHARED)},
+                        "state": {k: state[k] for k in keys if k in (c, SHARED)},
+                        "syn": syn[c].detach() if phase == "final" else None,
+                        "momentum": momentum.get(c) if phase == "final" else None} for c in classes}
 
         teacher, real_mean = None, {}
         policy_seconds = 0.0
@@ -271,7 +262,7 @@ class DAViDDistiller(DMDistiller):
                 rewards.append({"step": step, "resolution": {str(c): res[c] for c in classes},
                                 "reward": {str(c): round(r[c], 5) for c in classes}})
                 if cfg.checkpointing_steps:
-                    checkpoint(step + 1, "policy")
+                    engine.save(step + 1, snapshot(step + 1, "policy"))
             policy_seconds = time.perf_counter() - p0
             phase, step0 = "final", 0
         # 3. synthesization: full DM at argmax_a Q(S_T, a) of each class
@@ -287,20 +278,14 @@ class DAViDDistiller(DMDistiller):
             syn = {c: full[c].detach()[:, self._frames(t, res[c])].clone().requires_grad_(True) for c in classes}
             momentum = {}
         d0 = time.perf_counter()
-        offset = 0
-        for it in range(step0, cfg.iterations):
-            total = self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), offset, bar)
-            if it % cfg.log_every == 0 or it == cfg.iterations - 1:
-                losses.append((it, total / max(1, len(classes))))
-                bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
-            if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
-                checkpoint(it + 1, "final")
-        bar.close()
+        engine.loop(range(step0, cfg.iterations),
+                    step=lambda it: self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), 0),
+                    state=lambda done: snapshot(done, "final"), checkpoint_index=lambda done: 1_000_000 + done)
         final_seconds = time.perf_counter() - d0
         # 4. gather; each class keeps its own number of frames
         local = {c: (denormalize(syn[c].detach()), res[c], [row.tolist() for row in q[c]]
                      if cfg.policy == "per_class" and search else None) for c in classes}
-        merged = gather_classes(local, accelerator)
+        merged = engine.gather(local)
         shared_q = q[SHARED].tolist() if cfg.policy == "shared" and search else None
         self.chosen = {c: merged[c][1] for c in range(train_set.num_classes)}
         self.q_tables = {c: merged[c][2] or shared_q for c in range(train_set.num_classes)} if search else {}
@@ -312,11 +297,10 @@ class DAViDDistiller(DMDistiller):
             videos=videos, labels=labels, class_names=train_set.class_names, method=self.name, ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=t, seed=cfg.seed,
             config=cfg.to_dict() | {"resolutions_per_class": resolutions},
-            stats={"distill_seconds": time.perf_counter() - start_time, "policy_seconds": policy_seconds,
-                   "final_dm_seconds": final_seconds, "policy_fraction": policy_seconds / max(final_seconds, 1e-9),
-                   "early_iterations": n_early, "loss_curve": losses, "rewards": rewards,
-                   "resolutions_per_class": resolutions, "q_tables": self.q_tables, "actions": acts,
-                   "num_processes": world})
+            stats=engine.stats() | {
+                "policy_seconds": policy_seconds, "final_dm_seconds": final_seconds,
+                "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
+                "rewards": rewards, "resolutions_per_class": resolutions, "q_tables": self.q_tables, "actions": acts})
 
     # ---- learned state on the Hub -------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str, repo_id: str = "<org>/<repo>", source: str = "unknown",

@@ -7,24 +7,19 @@ the same seed, because every random draw is derived from `(seed, iteration, clas
 
 from __future__ import annotations
 
-import resource
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from ..data.decoding import denormalize, normalize
-from ..utils import progress
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
+from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
     derived_generator,
     dm_losses,
     fresh_embedder,
     gather_classes,
-    load_checkpoint,
-    process_classes,
-    save_checkpoint,
 )
 
 
@@ -121,48 +116,36 @@ class DMDistiller(Distiller):
     def __call__(self, train_set, accelerator=None, eval_set=None) -> DistillationOutput:
         """Distil `train_set`; with `eval_every > 0` and an `eval_set` (real test split), track accuracy."""
         cfg = self.config
-        # 1. check the request; split classes across processes
+        # 1. check the request; the engine splits classes across processes
         self.check(train_set)
-        run = self.run_fingerprint(train_set)
-        classes, world = process_classes(train_set.num_classes, accelerator)
-        start_time = time.perf_counter()
+        engine = ClassParallelEngine(self, train_set, accelerator, desc="DM")
         sampler = ClassSampler(train_set)
         # 2. initialise (or resume) synthetic videos and their momentum buffers
-        if cfg.resume_from_checkpoint:
-            state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
-            start, losses = state["iteration"], state["losses"]
-            syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in classes}
-            momentum = {c: state["classes"][c][1] for c in classes}
+        state = engine.resume()
+        if state is not None:
+            start = state["iteration"]
+            syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in engine.classes}
+            momentum = {c: state["classes"][c][1] for c in engine.classes}
+            engine.bar.update(start)
         else:
-            start, syn, momentum, losses = 0, self.init_synthetic(train_set, classes), {c: None for c in classes}, []
-        show = accelerator is None or accelerator.is_local_main_process
-        bar = progress(range(start, cfg.iterations), desc="DM", disable=not show, initial=start, total=cfg.iterations)
-        iter_seconds, eval_curve = [], []
+            start, syn, momentum = 0, self.init_synthetic(train_set, engine.classes), {c: None for c in engine.classes}
+        eval_curve = []
+
+        def evaluate(done: int) -> None:
+            if cfg.eval_every and eval_set is not None and done % cfg.eval_every == 0:
+                eval_curve.append((done, self._evaluate(syn, train_set, eval_set, accelerator)))
+                engine.bar.write(f"DM iteration {done}: top-1 {eval_curve[-1][1]:.1f}")
+
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
-        for it in bar:
-            t0 = time.perf_counter()
-            total = self.step(sampler, it, syn, momentum, train_set.num_classes)
-            iter_seconds.append(time.perf_counter() - t0)
-            if accelerator is not None and world > 1:
-                total = accelerator.reduce(total, reduction="sum")
-            if it % cfg.log_every == 0 or it == cfg.iterations - 1:
-                losses.append((it, float(total) / train_set.num_classes))
-                bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
-            if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
-                save_checkpoint(cfg.checkpoint_dir, it + 1, {c: (syn[c].detach(), momentum[c]) for c in classes},
-                                losses, run, accelerator, cfg.checkpoints_total_limit)
-            if cfg.eval_every and eval_set is not None and (it + 1) % cfg.eval_every == 0:
-                eval_curve.append((it + 1, self._evaluate(syn, train_set, eval_set, accelerator)))
-                bar.write(f"DM iteration {it + 1}: top-1 {eval_curve[-1][1]:.1f}")
+        engine.loop(range(start, cfg.iterations),
+                    step=lambda it: self.step(sampler, it, syn, momentum, train_set.num_classes),
+                    state=lambda done: {c: (syn[c].detach(), momentum[c]) for c in engine.classes},
+                    hooks=(evaluate,))
         # 4. gather every class on every process and return pixel-space videos
-        merged = gather_classes({c: denormalize(syn[c].detach()) for c in classes}, accelerator)
+        merged = engine.gather({c: denormalize(syn[c].detach()) for c in engine.classes})
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
         return DistillationOutput(
             videos=videos, labels=labels, class_names=train_set.class_names, method=self.name, ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
-            seed=cfg.seed, config=cfg.to_dict(),
-            stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses, "eval_curve": eval_curve,
-                   "seconds_per_iteration": sum(iter_seconds) / max(1, len(iter_seconds)),
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "num_processes": world})
+            seed=cfg.seed, config=cfg.to_dict(), stats=engine.stats() | {"eval_curve": eval_curve})

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,17 +31,14 @@ from torch import nn
 
 from ..data.decoding import denormalize, normalize
 from ..hub import render_distiller_card, resolve_folder, with_temp_folder
-from ..utils import atomic_folder, progress
+from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
+from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
     augment,
     derived_generator,
     fresh_embedder,
-    gather_classes,
-    load_checkpoint,
-    process_classes,
-    save_checkpoint,
 )
 
 ABLATIONS = ("full", "A", "B", "C")
@@ -232,9 +228,10 @@ class IDTDDistiller(Distiller):
         cfg = self.config
         # 1. check the request, split classes across processes
         self.check(train_set)
-        run = self.run_fingerprint(train_set)
-        classes, world = process_classes(train_set.num_classes, accelerator)
-        start_time = time.perf_counter()
+        train = cfg.ablation != "A"  # A: compress and stitch, nothing is optimised
+        engine = ClassParallelEngine(self, train_set, accelerator, desc=f"IDTD[{cfg.ablation}]",
+                                     total=cfg.iterations if train else 0)
+        classes = engine.classes
         sampler = ClassSampler(train_set)
         # 2. build the generator and initialise it from real clips (seeded per class)
         if self.generator is None:
@@ -246,21 +243,18 @@ class IDTDDistiller(Distiller):
                 pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
                 pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
-        losses, start = [], 0
-        if cfg.ablation != "A":
+        if train:
             optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
-            if cfg.resume_from_checkpoint:
-                state = load_checkpoint(cfg.resume_from_checkpoint, cfg.checkpoint_dir, run)
-                start, losses = state["iteration"], state["losses"]
+            start, state = 0, engine.resume()
+            if state is not None:
+                start = state["iteration"]
                 for c in classes:
                     params, opt_state = state["classes"][c]
                     self._set_class_parameters(c, params)
                     optimizers[c].load_state_dict(opt_state)
-            show = accelerator is None or accelerator.is_local_main_process
-            bar = progress(range(start, cfg.iterations), desc=f"IDTD[{cfg.ablation}]", disable=not show, initial=start,
-                       total=cfg.iterations)
-            # 3. class-by-class updates each iteration, with a fresh frozen embedder
-            for it in bar:
+                engine.bar.update(start)
+
+            def step(it: int) -> torch.Tensor:  # 3. class-by-class updates, with a fresh frozen embedder
                 net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
                 total = torch.zeros(())
                 for c in classes:
@@ -269,21 +263,16 @@ class IDTDDistiller(Distiller):
                     loss.backward()
                     optimizers[c].step()
                     total += loss.detach()
-                if accelerator is not None and world > 1:
-                    total = accelerator.reduce(total, reduction="sum")
-                if it % cfg.log_every == 0 or it == cfg.iterations - 1:
-                    losses.append((it, float(total) / train_set.num_classes))
-                    bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
-                if cfg.checkpointing_steps and (it + 1) % cfg.checkpointing_steps == 0:
-                    local = {c: ([p.detach().clone() for p in self.generator.class_parameters(c)],
-                                 optimizers[c].state_dict()) for c in classes}
-                    save_checkpoint(cfg.checkpoint_dir, it + 1, local, losses, run, accelerator,
-                                cfg.checkpoints_total_limit)
+                return total
+
+            engine.loop(range(start, cfg.iterations), step,
+                        state=lambda done: {c: ([p.detach().clone() for p in self.generator.class_parameters(c)],
+                                           optimizers[c].state_dict()) for c in classes})
         # 4. synthesization pass (no augmentation), gathered on every process
         with torch.no_grad():
             local = {c: (denormalize(self.generator(c)[0]), [p.detach() for p in self.generator.class_parameters(c)])
                      for c in classes}
-        merged = gather_classes(local, accelerator)
+        merged = engine.gather(local)
         for c, (_, params) in merged.items():
             self._set_class_parameters(c, params)
         videos = torch.cat([merged[c][0] for c in range(train_set.num_classes)])
@@ -292,9 +281,7 @@ class IDTDDistiller(Distiller):
             videos=videos, labels=labels, class_names=train_set.class_names,
             method=self.name if cfg.ablation == "full" else f"{self.name}-{cfg.ablation}", ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
-            seed=cfg.seed, config=cfg.to_dict(),
-            stats={"distill_seconds": time.perf_counter() - start_time, "loss_curve": losses,
-                   "num_processes": world})
+            seed=cfg.seed, config=cfg.to_dict(), stats=engine.stats())
 
     # ---- learned state on the Hub -------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str, repo_id: str = "<org>/<repo>", source: str = "unknown") -> None:

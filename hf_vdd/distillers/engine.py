@@ -1,0 +1,96 @@
+"""The one class-parallel loop of the optimising distillers (DM, IDTD, DAViD).
+
+A method supplies its per-iteration step (`step(it) -> summed loss of this process's classes`) and its per-class
+state (`state(done) -> {class: ...}` for checkpoints); the engine does the rest, once:
+
+1. split the classes over the processes (`engine.classes`; every random draw of a step is derived from
+   `(seed, iteration, class)`, so N processes give the 1-process result);
+2. run the iterations with a progress bar on the local main process, reduce and record the loss every `log_every`;
+3. checkpoint every `checkpointing_steps` (the state of every class gathered, written atomically by the main
+   process with the run it belongs to; the newest `checkpoints_total_limit` kept) and resume from one, refusing a
+   checkpoint of another run (`resume()`);
+4. call evaluation hooks; gather the classes of every process at the end (`gather`).
+
+Checkpoints are `torch.save`d by `matching.save_checkpoint`, not `accelerator.save_state`: the state is split over
+processes (it is gathered first), the distillers hold no prepared model or optimiser whose sharding Accelerate would
+need to know, and one `Accelerator` serves many distillers in a benchmark, where objects registered with
+`register_for_checkpointing` would pile up (Accelerate has no way to unregister them).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..utils import progress
+from .matching import gather_classes, load_checkpoint, process_classes, save_checkpoint
+
+
+class ClassParallelEngine:
+    """`engine = ClassParallelEngine(distiller, train_set, accelerator, desc)`; `engine.loop(range, step, state)`."""
+
+    def __init__(self, distiller, train_set, accelerator=None, desc: str = "distil", total: int | None = None):
+        self.config, self.accelerator = distiller.config, accelerator
+        self.num_classes = train_set.num_classes
+        self.classes, self.world = process_classes(self.num_classes, accelerator)
+        self.run = distiller.run_fingerprint(train_set)
+        self.show = accelerator is None or accelerator.is_local_main_process
+        self.losses: list[tuple[int, float]] = []
+        self.iteration_seconds: list[float] = []
+        self.start_time = time.perf_counter()
+        self.bar = progress(total=total if total is not None else self.config.iterations, desc=desc,
+                            disable=not self.show)
+
+    # ---- resume / checkpoint ---------------------------------------------------------------------------------
+    def resume(self) -> dict | None:
+        """The state saved by the checkpoint `--resume_from_checkpoint` names (checked to belong to this run), or
+        `None` when not resuming. Restores the loss curve."""
+        if not self.config.resume_from_checkpoint:
+            return None
+        state = load_checkpoint(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
+        self.losses = list(state["losses"])
+        return state
+
+    def save(self, index: int, local_state: dict) -> None:
+        """Gather every class's state and write `checkpoint-<index>` (collective: every process calls it)."""
+        save_checkpoint(self.config.checkpoint_dir, index, local_state, self.losses, self.run, self.accelerator,
+                        self.config.checkpoints_total_limit)
+
+    # ---- the loop --------------------------------------------------------------------------------------------
+    def loop(self, iterations: range, step: Callable[[int], torch.Tensor | float],
+             state: Callable[[int], dict] | None = None, checkpoint_index: Callable[[int], int] = lambda done: done,
+             hooks: tuple[Callable[[int], None], ...] = ()) -> None:
+        """Run `step(it)` for each iteration: the loss reduced over processes and recorded every `log_every` (and at
+        the last iteration); `state(done)` checkpointed every `checkpointing_steps` as
+        `checkpoint-<checkpoint_index(done)>`; then each hook called with the number of iterations done."""
+        cfg = self.config
+        for it in iterations:
+            t0 = time.perf_counter()
+            total = torch.as_tensor(step(it), dtype=torch.float32).detach()
+            self.iteration_seconds.append(time.perf_counter() - t0)
+            if self.accelerator is not None and self.world > 1:
+                total = self.accelerator.reduce(total, reduction="sum")
+            if it % cfg.log_every == 0 or it == cfg.iterations - 1:
+                self.losses.append((it, float(total) / self.num_classes))
+                self.bar.set_postfix(loss=f"{self.losses[-1][1]:.4f}", refresh=False)
+            self.bar.update(1)
+            done = it + 1
+            if state is not None and cfg.checkpointing_steps and done % cfg.checkpointing_steps == 0:
+                self.save(checkpoint_index(done), state(done))
+            for hook in hooks:
+                hook(done)
+
+    def gather(self, local: dict) -> dict:
+        """`{class: value}` of every process, on every process."""
+        return gather_classes(local, self.accelerator)
+
+    def stats(self) -> dict:
+        """Timings and the loss curve for `DistillationOutput.stats`."""
+        self.bar.close()
+        return {"distill_seconds": time.perf_counter() - self.start_time, "loss_curve": self.losses,
+                "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "num_processes": self.world}
