@@ -29,7 +29,7 @@ def main():
     out.prepare(data, suffix, config.ipc)  # output folder, Hub settings, class lists: before any decoding
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
     if config.fixed_resolution is None:
-        out.check_folder(distiller_dir, data, marker="david_config.json", flag="--save_distiller")
+        out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
     config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
     train = data.load("train")
     distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
@@ -42,7 +42,7 @@ def main():
               f"DM ({stats['final_dm_seconds']:.1f} s)")
     finish(output, data, out, accelerator)
     if accelerator.is_main_process and config.fixed_resolution is None:
-        distiller.save_pretrained(distiller_dir, source=str(data.dataset), class_names=train.class_names)
+        distiller.save_pretrained(distiller_dir)
         print(f"wrote {distiller_dir} (Q-tables and chosen resolutions)")
 
 

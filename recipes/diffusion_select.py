@@ -9,7 +9,6 @@
         --push_to_hub --hub_repo_id org/ucf12-vpc5-tacdt
 """
 
-from pathlib import Path
 
 from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
 from hf_vdd.diffusion.select import (
@@ -30,7 +29,7 @@ def main():
     out.prepare(data, "full-pool" if full else SELECTORS[args.selector], pool.videos_per_class if full else args.vpc)
     selector_dir = f"{out.output_dir}-vstunet"
     if args.selector == "vstunet" and args.save_selector:
-        out.check_folder(selector_dir, data, marker="selector_config.json", flag="the selector folder")
+        out.check_folder(selector_dir, data, marker="distiller.json", flag="the selector folder")
     check_pool_dir(args.pool_dir, data.load("train").class_names)
     accelerator = make_accelerator()
     output, selector = run_diffusion_select(data, args, accelerator)
@@ -38,7 +37,7 @@ def main():
     if accelerator.is_main_process:
         print(f"selection ({output.method}, VPC {output.ipc}) took {output.stats['selection_seconds']:.1f} s")
         if output.method == "vstunet" and args.save_selector:
-            folder = selector.save_pretrained(Path(selector_dir), source=output.source)
+            folder = selector.save_pretrained(selector_dir)
             print(f"wrote the VST-UNet selector to {folder}")
 
 

@@ -24,7 +24,7 @@ def main():
     distiller = IDTDDistiller(config)
     out.prepare(data, "idtd" if config.ablation == "full" else f"idtd-{config.ablation}", config.ipc)
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
-    out.check_folder(distiller_dir, data, marker="idtd_config.json", flag="--save_distiller")
+    out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
     config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
     train = data.load("train")
     distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
@@ -32,7 +32,7 @@ def main():
     output = distiller(train.preload(show_progress=accelerator.is_local_main_process), accelerator=accelerator)
     finish(output, data, out, accelerator)
     if accelerator.is_main_process:
-        distiller.save_pretrained(distiller_dir, source=str(data.dataset))
+        distiller.save_pretrained(distiller_dir)
         print(f"wrote {distiller_dir} (the learned pool, selectors and fusor)")
 
 

@@ -58,6 +58,8 @@ class _PoolSelector(Distiller):
         """Select `ipc` videos per class of `pool`. Returns uint8 `(T, C, H, W)` videos with their pool rows."""
         # 1. check the request against the pool
         self.check_pool(pool)
+        self.source, self.class_names = pool.name, list(pool.class_names)
+        self.video_shape = (int(pool.videos.shape[1]), int(pool.videos.shape[-1]))
         start = time.perf_counter()
         is_main = accelerator is None or accelerator.is_main_process
         chosen, extra = [], {}
@@ -320,35 +322,15 @@ class VSTUNetSelector(_PoolSelector):
         probs = self.model(latents[c])[0]
         return probs.topk(self.config.ipc).indices.numpy()
 
-    def save_pretrained(self, folder, source: str = "unknown", repo_id: str = "<org>/<repo>"):
-        """The trained VST-UNet (`PyTorchModelHubMixin`: config.json + safetensors) plus a distiller card."""
-        import json
-        from dataclasses import asdict
-        from pathlib import Path
+    parts = "`vst_unet/`: the trained VST-UNet (PyTorchModelHubMixin: config.json + safetensors)"
 
-        from ..hub import render_distiller_card
-        from ..utils import atomic_folder
-
+    def save_parts(self, folder) -> None:
         if self.model is None:
             raise ValueError("Nothing to save: run the selector first.")
-        with atomic_folder(folder, marker="selector_config.json") as tmp:
-            self.model.save_pretrained(tmp / "vst_unet")
-            (tmp / "selector_config.json").write_text(json.dumps(asdict(self.config), indent=2))
-            t, size = getattr(self, "shape", (0, 0))
-            render_distiller_card("vstunet", type(self).__name__, source, self.config.ipc, t, size,
-                                  "`vst_unet/` (VSTUNet)", json.dumps(asdict(self.config), indent=2),
-                                  repo_id).save(tmp / "README.md")
-        return Path(folder)
+        self.model.save_pretrained(folder / "vst_unet")
 
-    @classmethod
-    def from_pretrained(cls, folder) -> VSTUNetSelector:
-        import json
-        from pathlib import Path
-
+    def load_parts(self, folder) -> None:
         from ..models.vst_unet import VSTUNet
 
-        folder = Path(folder)
-        selector = cls(VSTUNetConfig(**json.loads((folder / "selector_config.json").read_text())))
-        selector.model = VSTUNet.from_pretrained(folder / "vst_unet").eval()
-        selector.pretrained = True
-        return selector
+        self.model = VSTUNet.from_pretrained(folder / "vst_unet").eval()
+        self.pretrained = True

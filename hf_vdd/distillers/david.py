@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..data.decoding import denormalize, interleave_repeat, normalize
-from ..hub import render_distiller_card, resolve_folder, with_temp_folder
 from ..teacher import Teacher, load_teacher
 from ..training import TrainConfig
-from ..utils import atomic_folder
 from .base import DistillationOutput, register_distiller
 from .dm import DMConfig, DMDistiller
 from .engine import ClassParallelEngine
@@ -196,6 +195,7 @@ class DAViDDistiller(DMDistiller):
         cfg = self.config
         # 1. check the request; split classes; teacher and its real class means
         self.check(train_set)
+        self.remember(train_set)
         t, acts = train_set.num_frames, self.actions(train_set.num_frames)
         if cfg.fixed_resolution is not None and cfg.fixed_resolution not in acts:
             raise ValueError(f"fixed_resolution {cfg.fixed_resolution} is not one of the resolutions {acts}.")
@@ -302,41 +302,29 @@ class DAViDDistiller(DMDistiller):
                 "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
                 "rewards": rewards, "resolutions_per_class": resolutions, "q_tables": self.q_tables, "actions": acts})
 
-    # ---- learned state on the Hub -------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str, repo_id: str = "<org>/<repo>", source: str = "unknown",
-                        class_names: list[str] | None = None) -> None:
-        """`david_config.json` + `policy.json` (Q-tables, chosen resolutions, reward log) + card."""
+    # ---- learned state on the Hub (Distiller is a ModelHubMixin) -----------------------------------------------
+    @property
+    def parts(self) -> str:
+        names = self.class_names or [str(c) for c in self.chosen]
+        table = "\n".join(f"| {names[c]} | {r} |" for c, r in self.chosen.items())
+        return ("Per-class Q-tables over temporal resolutions (`policy.json`).\n\n| class | resolution |\n|---|---|\n"
+                + table)
+
+    def save_parts(self, folder: Path) -> None:
+        """`policy.json`: actions, the chosen resolution and Q-table of every class (by name), the reward log."""
         if not self.chosen:
             raise ValueError("Nothing to save: run the distiller first.")
-        names = class_names or [str(c) for c in self.chosen]
+        names = self.class_names or [str(c) for c in self.chosen]
         policy = {"actions": self.acts, "num_frames": self.video_shape[0], "frame_size": self.video_shape[1],
                   "resolutions": {names[c]: r for c, r in self.chosen.items()},
                   "q_tables": {names[c]: t for c, t in self.q_tables.items()}, "rewards": self.rewards}
-        with atomic_folder(save_directory, marker="david_config.json") as tmp:
-            (tmp / "david_config.json").write_text(json.dumps(asdict(self.config), indent=2))
-            (tmp / "policy.json").write_text(json.dumps(policy, indent=2))
-            table = "\n".join(f"| {n} | {r} |" for n, r in policy["resolutions"].items())
-            render_distiller_card(
-                "david", type(self).__name__, source, self.config.ipc, *self.video_shape,
-                "Per-class Q-tables over temporal resolutions (`policy.json`).\n\n| class | resolution |\n|---|---|\n"
-                + table, json.dumps(asdict(self.config), indent=2), repo_id).save(tmp / "README.md")
+        (folder / "policy.json").write_text(json.dumps(policy, indent=2))
 
-    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool | None = None,
-                    class_names: list[str] | None = None) -> str:
-        return with_temp_folder(lambda folder: self.save_pretrained(folder, repo_id=repo_id, class_names=class_names),
-                                repo_id, repo_type="model", token=token, private=private)
-
-    @classmethod
-    def from_pretrained(cls, id_or_dir: str) -> DAViDDistiller:
-        """The config and learned policy; `chosen` is keyed by class index in saved order."""
-        folder = resolve_folder(id_or_dir, "DAViD distiller")
-        if not (folder / "david_config.json").is_file():
-            raise FileNotFoundError(f"{folder} has no david_config.json: use with DAViDDistiller.save_pretrained.")
-        out = cls(DAViDConfig(**json.loads((folder / "david_config.json").read_text())))
+    def load_parts(self, folder: Path) -> None:
+        """`chosen` and `q_tables` are keyed by class index in saved order."""
         policy = json.loads((folder / "policy.json").read_text())
-        out.chosen = {i: r for i, r in enumerate(policy["resolutions"].values())}
-        out.q_tables = {i: t for i, t in enumerate(policy["q_tables"].values())}
-        out.rewards, out.acts = policy["rewards"], policy["actions"]
-        out.video_shape = (policy["num_frames"], policy["frame_size"])
-        out.class_names = list(policy["resolutions"])
-        return out
+        self.chosen = {i: r for i, r in enumerate(policy["resolutions"].values())}
+        self.q_tables = {i: t for i, t in enumerate(policy["q_tables"].values())}
+        self.rewards, self.acts = policy["rewards"], policy["actions"]
+        self.video_shape = (policy["num_frames"], policy["frame_size"])
+        self.class_names = list(policy["resolutions"])

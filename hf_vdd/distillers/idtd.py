@@ -20,9 +20,9 @@ Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,6 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from ..data.decoding import denormalize, normalize
-from ..hub import render_distiller_card, resolve_folder, with_temp_folder
-from ..utils import atomic_folder
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
@@ -228,6 +226,7 @@ class IDTDDistiller(Distiller):
         cfg = self.config
         # 1. check the request, split classes across processes
         self.check(train_set)
+        self.remember(train_set)
         train = cfg.ablation != "A"  # A: compress and stitch, nothing is optimised
         engine = ClassParallelEngine(self, train_set, accelerator, desc=f"IDTD[{cfg.ablation}]",
                                      total=cfg.iterations if train else 0)
@@ -283,29 +282,19 @@ class IDTDDistiller(Distiller):
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
             seed=cfg.seed, config=cfg.to_dict(), stats=engine.stats())
 
-    # ---- learned state on the Hub -------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str, repo_id: str = "<org>/<repo>", source: str = "unknown") -> None:
-        """`generator/` (PyTorchModelHubMixin: config.json, model.safetensors) + `idtd_config.json` + card."""
+    # ---- learned state on the Hub (Distiller is a ModelHubMixin) -----------------------------------------------
+    @property
+    def parts(self) -> str:
+        gen = self.generator
+        return ("`generator/`: Feature Pool + Feature Selectors + Temporal Fusor per instance" if gen is None else
+                f"`generator/`: Feature Pool + {gen.k} Feature Selectors + Temporal Fusor per instance (ablation "
+                f"{gen.ablation})")
+
+    def save_parts(self, folder: Path) -> None:
+        """`generator/` (PyTorchModelHubMixin: config.json, model.safetensors)."""
         if self.generator is None:
             raise ValueError("Nothing to save: run the distiller (or pass a generator) first.")
-        gen = self.generator
-        with atomic_folder(save_directory, marker="idtd_config.json") as tmp:
-            gen.save_pretrained(tmp / "generator")
-            (tmp / "idtd_config.json").write_text(json.dumps(asdict(self.config), indent=2))
-            render_distiller_card(
-                "idtd", type(self).__name__, source, gen.ipc, gen.num_frames, gen.frame_size,
-                f"Feature Pool + {gen.k} Feature Selectors + Temporal Fusor per instance (ablation {gen.ablation})",
-                json.dumps(asdict(self.config), indent=2), repo_id).save(tmp / "README.md")
+        self.generator.save_pretrained(folder / "generator")
 
-    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
-        """Upload the `save_pretrained` folder to a Hub model repo."""
-        return with_temp_folder(lambda folder: self.save_pretrained(folder, repo_id=repo_id), repo_id,
-                                repo_type="model", token=token, private=private)
-
-    @classmethod
-    def from_pretrained(cls, id_or_dir: str) -> IDTDDistiller:
-        folder = resolve_folder(id_or_dir, "IDTD distiller")
-        if not (folder / "idtd_config.json").is_file():
-            raise FileNotFoundError(f"{folder} has no idtd_config.json; save one with IDTDDistiller.save_pretrained.")
-        config = IDTDConfig(**json.loads((folder / "idtd_config.json").read_text()))
-        return cls(config, generator=IDTDGenerator.from_pretrained(folder / "generator"))
+    def load_parts(self, folder: Path) -> None:
+        self.generator = IDTDGenerator.from_pretrained(folder / "generator")

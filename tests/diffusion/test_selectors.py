@@ -83,7 +83,7 @@ def test_vstunet_loss_goes_down_and_picks_top_probabilities(clip_pool, tmp_path)
             probs = sel.model(z[torch.as_tensor(idx)])[0]
         top = set(idx[probs.topk(2).indices.numpy()].tolist())
         assert top == set(out.source_index[out.labels == c].tolist())
-    sel.save_pretrained(tmp_path / "vst", source="tiny")
+    sel.save_pretrained(tmp_path / "vst")
     again = VSTUNetSelector.from_pretrained(tmp_path / "vst")(pool)
     assert torch.equal(again.source_index, out.source_index)
     assert "vstunet" in (tmp_path / "vst" / "README.md").read_text()

@@ -53,3 +53,22 @@ def test_teacher_features_folder(train_set, tmp_path):
     out = Herding(ipc=2, feature_model=str(tmp_path / "teacher"))(train_set)
     feats = Herding(ipc=2, feature_model=str(tmp_path / "teacher")).embed(train_set, show_progress=False)
     assert feats.shape == (len(train_set), 16) and out.config["feature_model"] == str(tmp_path / "teacher")
+
+
+def test_distillers_are_hub_mixins(tmp_path):
+    from huggingface_hub import ModelHubMixin
+
+    from hf_vdd.distillers import CoresetConfig
+
+    herding = Herding(CoresetConfig(ipc=3, seed=4))
+    assert isinstance(herding, ModelHubMixin)
+    folder = herding.save_pretrained(tmp_path / "herding")
+    assert {p.name for p in folder.iterdir()} == {"config.json", "distiller.json", "README.md"}
+    assert "Herding.from_pretrained" in (folder / "README.md").read_text()
+    back = Herding.from_pretrained(folder)
+    assert back.config == herding.config
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="hf_vdd did not write"):
+        herding.save_pretrained(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"

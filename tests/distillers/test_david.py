@@ -78,7 +78,8 @@ def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
     assert back.expanded_videos(8).shape == (8, 8, 3, 32, 32)
     card = (tmp_path / "set" / "README.md").read_text()
     assert "Temporal resolution per class" in card and "| slide-left |" in card
-    d.save_pretrained(tmp_path / "distiller", class_names=train_set.class_names)
+    d.save_pretrained(tmp_path / "distiller")
+    assert "| slide-left |" in (tmp_path / "distiller" / "README.md").read_text()
     policy = json.loads((tmp_path / "distiller" / "policy.json").read_text())
     assert policy["resolutions"] == {n: d.chosen[c] for c, n in enumerate(train_set.class_names)}
     again = DAViDDistiller.from_pretrained(str(tmp_path / "distiller"))

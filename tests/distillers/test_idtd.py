@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -68,9 +70,10 @@ def test_save_and_from_pretrained(train_set, tmp_path):
     assert torch.allclose(back.generator(0)[0], d.generator(0)[0]) and back.config.ipc == 1
     with pytest.raises(ValueError, match="ablation"):
         IDTDGenerator(2, 1, 8, 32, ablation="Z")
-    with pytest.raises(FileNotFoundError, match="idtd_config.json"):
+    assert json.loads((tmp_path / "idtd" / "config.json").read_text())["ipc"] == 1  # ModelHubMixin's config
+    with pytest.raises(FileNotFoundError, match="distiller.json"):
         IDTDDistiller.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="Could not load IDTD distiller 'org/missing'"):
+    with pytest.raises(FileNotFoundError, match="Could not load IDTDDistiller 'org/missing'"):
         IDTDDistiller.from_pretrained("org/missing")
     with pytest.raises(ValueError, match="Could not push .* to the Hub model repo.*Nothing was uploaded"):
         d.push_to_hub("org/idtd-toy")
