@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ import torch
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .distillers import get_distiller
+from .hub import check_models
+from .training import TrainConfig
 from .utils import atomic_folder
 from .version import __version__
 
@@ -209,3 +213,50 @@ def save_results_repo(records: list[dict], folder: str | os.PathLike, repo_id: s
             images="\n".join(f"![{p.stem}]({p.name})" for p in plots))
         card.save(tmp / "README.md")
     return folder
+
+
+def load_records(out: Path, force: bool = False) -> list[dict]:
+    """The stored cells of a benchmark output folder (none with `force`)."""
+    for path in (out / "results" / "results.json", out / "results.json"):  # the second: older layout
+        if path.exists() and not force:
+            return json.loads(path.read_text())
+    return []
+
+
+def check_overrides(overrides: dict, methods: list[str]) -> None:
+    """Fail before any work on an override key that is not in --methods or a field its config does not have."""
+    train_fields = {f.name for f in fields(TrainConfig)}
+    for method, kwargs in overrides.items():
+        if method not in methods:
+            raise ValueError(f"--overrides has key '{method}', which is not in --methods {methods}; add it there "
+                             f"or remove the override.")
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--overrides['{method}'] must be a JSON object of config fields, got {kwargs!r}.")
+        config_fields = set() if method in ("full", "static") else {
+            f.name for f in fields(get_distiller(method.split("@")[0]).config_class)}
+        bad = sorted(set(kwargs) - config_fields - {"train"})
+        bad += sorted(f"train.{k}" for k in set(kwargs.get("train", {})) - train_fields)
+        if bad:
+            raise ValueError(f"--overrides['{method}'] has unknown field(s) {bad}; the distiller config takes "
+                             f"{sorted(config_fields)} and 'train' takes TrainConfig fields {sorted(train_fields)}.")
+        check_models(kwargs, kwargs.get("train", {}))
+
+
+def cell_settings(args, overrides: dict, frame_size: int, num_frames: int, method: str,
+                  ipc: int | None, student: str) -> dict:
+    """Everything that changes a cell's numbers: a stored cell is reused only when these are equal."""
+    kwargs = overrides.get(method, {})
+    return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
+            "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
+            "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
+            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "hf_vdd_version": __version__}
+
+
+def update_readme(readme: Path, key: str, table: str) -> None:
+    """Replace the block between `<!-- results:<key>:start -->` and `<!-- results:<key>:end -->`."""
+    text = readme.read_text()
+    start, end = f"<!-- results:{key}:start -->", f"<!-- results:{key}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block; add one where the table should go.")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + table + rest[rest.index(end):])

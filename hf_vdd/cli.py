@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser
 
 from .data.loading import default_video_shape, load_video_dataset
-from .hub import check_model_ref, check_push_settings, push_folder
+from .hub import check_models, check_push_settings, push_folder
 from .utils import HfVddError, check_output_dir, configure_logging, configure_threads, shared_data_dir
 
 USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
-
-# Config fields that name a model (a local folder or a Hub id), checked before any work; values that are keywords.
-MODEL_FIELDS = {"feature_model": (), "teacher": (), "detector": ("motion",), "generator": (), "encoder": (),
-                "pretrained": (), "student_pretrained": ()}
-
 
 def parse_args(*dataclass_types, argv: list[str] | None = None):
     """Parse dataclasses from the command line; `--config file.yaml` supplies defaults that flags override.
@@ -60,16 +55,6 @@ def parse_args(*dataclass_types, argv: list[str] | None = None):
     parsed = parser.parse_args_into_dataclasses(args=argv)
     check_models(*parsed)
     return parsed
-
-
-def check_models(*configs) -> None:
-    """Check every model a config field names (see `MODEL_FIELDS`) before any work; dicts are accepted too."""
-    for config in configs:
-        values = config if isinstance(config, dict) else vars(config) if is_dataclass(config) else {}
-        for name, keywords in MODEL_FIELDS.items():
-            ref = values.get(name)
-            if isinstance(ref, str) and ref not in keywords:
-                check_model_ref(ref, f"--{name}")
 
 
 def run_main(main) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import tempfile
+from dataclasses import is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .utils import HfVddError
 
-TEMPLATES = importlib.resources.files("hf_vdd") / "model_cards"
+# Jinja card templates: the top-level model_cards/ of a checkout, or hf_vdd/model_cards/ inside an installed wheel.
+_SOURCE_TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"
+TEMPLATES = _SOURCE_TEMPLATES if _SOURCE_TEMPLATES.is_dir() else importlib.resources.files("hf_vdd") / "model_cards"
 MODEL_FILES = ("config.json", "model_index.json", "preprocessor_config.json")
 
 
@@ -137,6 +140,21 @@ def check_model_ref(ref: str, flag: str) -> None:
                else f"the Hub said {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}")
         raise HfVddError(f"{flag} {ref}: no such local folder, and {why}. Pass a local folder written by "
                          f"save_pretrained, or check the Hub id and your connection.") from err
+
+
+# Config fields that name a model (a local folder or a Hub id), checked before any work; values that are keywords.
+MODEL_FIELDS = {"feature_model": (), "teacher": (), "detector": ("motion",), "generator": (), "encoder": (),
+                "pretrained": (), "student_pretrained": ()}
+
+
+def check_models(*configs) -> None:
+    """Check every model a config field names (see `MODEL_FIELDS`) before any work; dicts are accepted too."""
+    for config in configs:
+        values = config if isinstance(config, dict) else vars(config) if is_dataclass(config) else {}
+        for name, keywords in MODEL_FIELDS.items():
+            ref = values.get(name)
+            if isinstance(ref, str) and ref not in keywords:
+                check_model_ref(ref, f"--{name}")
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, repo_type: str = "dataset", token: str | None = None,

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import shlex
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get_distiller
@@ -26,12 +26,16 @@ from hf_vdd.benchmark import (
     PeakMemory,
     add_full_ratios,
     cell_key,
+    cell_settings,
     cells_table,
+    check_overrides,
     leaderboard,
+    load_records,
     save_results_repo,
     settings_key,
+    update_readme,
 )
-from hf_vdd.cli import check_models, default_video_shape, parse_args, run_main
+from hf_vdd.cli import default_video_shape, parse_args, run_main
 from hf_vdd.data import load_video_dataset
 from hf_vdd.diffusion import load_pool
 from hf_vdd.diffusion.select import check_pool_dir
@@ -72,49 +76,13 @@ class BenchmarkArgs:
         "help": "Results dataset repo `<org>/<name>`; distilled sets go to `<org>/<dataset>-ipc<k>-<method>`."})
 
 
-def _load_records(out: Path, force: bool) -> list[dict]:
-    for path in (out / "results" / "results.json", out / "results.json"):  # the second: older layout
-        if path.exists() and not force:
-            return json.loads(path.read_text())
-    return []
-
-
-def _check_overrides(overrides: dict, methods: list[str]) -> None:
-    """Fail before any work on an override key that is not in --methods or a field its config does not have."""
-    train_fields = {f.name for f in fields(TrainConfig)}
-    for method, kwargs in overrides.items():
-        if method not in methods:
-            raise ValueError(f"--overrides has key '{method}', which is not in --methods {methods}; add it there "
-                             f"or remove the override.")
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"--overrides['{method}'] must be a JSON object of config fields, got {kwargs!r}.")
-        config_fields = set() if method in ("full", "static") else {
-            f.name for f in fields(get_distiller(method.split("@")[0]).config_class)}
-        bad = sorted(set(kwargs) - config_fields - {"train"})
-        bad += sorted(f"train.{k}" for k in set(kwargs.get("train", {})) - train_fields)
-        if bad:
-            raise ValueError(f"--overrides['{method}'] has unknown field(s) {bad}; the distiller config takes "
-                             f"{sorted(config_fields)} and 'train' takes TrainConfig fields {sorted(train_fields)}.")
-        check_models(kwargs, kwargs.get("train", {}))
-
-
-def cell_settings(args: BenchmarkArgs, overrides: dict, frame_size: int, num_frames: int, method: str,
-                  ipc: int | None, student: str) -> dict:
-    """Everything that changes a cell's numbers: a stored cell is reused only when these are equal."""
-    kwargs = overrides.get(method, {})
-    return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
-            "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
-            "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
-            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "hf_vdd_version": __version__}
-
-
 def main():
     (args,) = parse_args(BenchmarkArgs)
     overrides = json.loads(args.overrides)
     unknown = [m for m in args.methods if m not in ("full", "static") and m.split("@")[0] not in DISTILLERS]
     if unknown:
         raise ValueError(f"Unknown methods {unknown}; choose from full, static, {sorted(DISTILLERS)} (or name@tag).")
-    _check_overrides(overrides, args.methods)
+    check_overrides(overrides, args.methods)
     pooled = [m for m in args.methods if getattr(DISTILLERS.get(m.split("@")[0]), "needs_pool", False)]
     if pooled and not args.pool_dir:
         raise ValueError(f"{pooled} select from a generation pool: pass --pool_dir (made by "
@@ -130,7 +98,7 @@ def main():
     main_proc = accelerator.is_main_process
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = _load_records(out, args.force)
+    records = load_records(out, args.force)
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     command = "python recipes/benchmark.py " + shlex.join(sys.argv[1:])
@@ -220,16 +188,6 @@ def main():
         for folder in sorted({r["repo_folder"] for r in records if r.get("repo_folder")}):
             if (out / folder).is_dir():
                 print(f"pushed: {push_folder(out / folder, f'{org}/{folder}')}")
-
-
-def update_readme(readme: Path, key: str, table: str) -> None:
-    """Replace the block between `<!-- results:<key>:start -->` and `<!-- results:<key>:end -->`."""
-    text = readme.read_text()
-    start, end = f"<!-- results:{key}:start -->", f"<!-- results:{key}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} block; add one where the table should go.")
-    head, rest = text.split(start, 1)
-    readme.write_text(head + start + "\n" + table + rest[rest.index(end):])
 
 
 if __name__ == "__main__":
