@@ -143,6 +143,23 @@ class OutputArgs:
         check_output_dir(folder, overwrite=self.overwrite, marker=marker, protect=data.input_folders(), flag=flag)
 
 
+def distil(distiller, data: DataArgs, out: OutputArgs, preload: bool = False, **call_kwargs):
+    """The distillation step of a recipe, after `out.prepare(...)`: checkpoints default to
+    `<output_dir>.checkpoints`, the distiller checks the train split (IPC, a resumed checkpoint) before anything is
+    decoded, then the split is decoded (`preload`, for methods that revisit clips) and distilled under an
+    `Accelerator`. Returns `(output, accelerator)`."""
+    from .training import make_accelerator
+
+    if hasattr(distiller.config, "checkpoint_dir"):
+        distiller.config.checkpoint_dir = distiller.config.checkpoint_dir or f"{out.output_dir}.checkpoints"
+    train = data.load("train")
+    distiller.check(train)
+    accelerator = make_accelerator()
+    if preload:
+        train.preload(show_progress=accelerator.is_local_main_process)
+    return distiller(train, accelerator=accelerator, **call_kwargs), accelerator
+
+
 def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_options) -> str:
     """Optionally evaluate (`train_options` go to `TrainConfig`), then save (main process) and push.
 

@@ -104,8 +104,8 @@ def load_teacher(teacher: str | os.PathLike | None, train_set: VideoClassificati
     folder = Path(cache_dir or default_cache_dir()) / f"convnet3d-{_cache_key(train_set, config)}"
     if (folder / "config.json").is_file():
         return _load_saved(str(folder), train_set)
+    torch.manual_seed(config.seed)  # before the model exists: its initialisation is part of the seeded run
     model = ConvNet3D(num_classes=train_set.num_classes)
-    torch.manual_seed(config.seed)
     model = train_student(model, train_set.with_options(train=True).preload(show_progress=show_progress), config,
                           config.seed, accelerator)
     is_main = accelerator is None or accelerator.is_main_process

@@ -7,9 +7,8 @@
 from dataclasses import dataclass, field
 
 from hf_vdd import get_distiller
-from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
+from hf_vdd.cli import DataArgs, OutputArgs, distil, finish, parse_args, run_main
 from hf_vdd.distillers import CoresetConfig
-from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -23,10 +22,8 @@ def main():
         raise ValueError(f"--method must be random, herding or kcenter, got '{args.method}'.")
     distiller = get_distiller(args.method)(config)
     out.prepare(data, args.method, config.ipc)  # output folder, Hub settings, class lists: before any decoding
-    train = data.load("train")
-    distiller.check(train)
-    accelerator = make_accelerator()
-    finish(distiller(train, accelerator=accelerator), data, out, accelerator)
+    output, accelerator = distil(distiller, data, out)
+    finish(output, data, out, accelerator)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ The distilled set goes to `--output_dir`; the Q-tables and chosen resolutions to
 
 from dataclasses import dataclass, field
 
-from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
+from hf_vdd.cli import DataArgs, OutputArgs, distil, finish, parse_args, run_main
 from hf_vdd.distillers import DAViDConfig, DAViDDistiller
-from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -30,11 +29,7 @@ def main():
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
     if config.fixed_resolution is None:
         out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
-    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
-    train = data.load("train")
-    distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
-    accelerator = make_accelerator()
-    output = distiller(train.preload(show_progress=accelerator.is_local_main_process), accelerator=accelerator)
+    output, accelerator = distil(distiller, data, out, preload=True)
     if accelerator.is_main_process:
         print("temporal resolution per class:", output.stats["resolutions_per_class"])
         stats = output.stats

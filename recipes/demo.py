@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hf_vdd import TrainConfig, evaluate_distilled, get_distiller
 from hf_vdd.cli import DataArgs, parse_args, run_main
+from hf_vdd.training import make_accelerator
 from hf_vdd.utils import check_output_dir
 
 
@@ -34,14 +35,17 @@ def main():
     check_output_dir(output_dir, overwrite=args.overwrite, protect=data.input_folders())  # before any work
     train, test = data.load_splits()
     distiller.check(train)
-    output = distiller(train)
+    accelerator = make_accelerator()
+    output = distiller(train, accelerator=accelerator)
     rows = {}
     for name, source, runs, steps in ((f"{args.method} IPC {args.ipc}", output, args.runs, args.steps),
                                       ("full real train split", train, args.full_runs, args.full_steps)):
-        report = evaluate_distilled(source, test, TrainConfig(runs=runs, steps=steps, seed=args.seed))
+        report = evaluate_distilled(source, test, TrainConfig(runs=runs, steps=steps, seed=args.seed), accelerator)
         rows[name] = report
     output.eval_results = {"convnet3d": rows[f"{args.method} IPC {args.ipc}"].to_dict(),
                            "convnet3d full data (upper bound)": rows["full real train split"].to_dict()}
+    if not accelerator.is_main_process:
+        return
     output.save(output_dir, overwrite=args.overwrite)
     print(f"\n{data.dataset}, ConvNet3D student, {test.num_frames}x{test.frame_size}x{test.frame_size}, "
           f"{args.steps} (distilled) / {args.full_steps} (full) training steps per run\n")

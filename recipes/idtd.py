@@ -8,9 +8,8 @@
 
 from dataclasses import dataclass, field
 
-from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
+from hf_vdd.cli import DataArgs, OutputArgs, distil, finish, parse_args, run_main
 from hf_vdd.distillers import IDTDConfig, IDTDDistiller
-from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -25,11 +24,7 @@ def main():
     out.prepare(data, "idtd" if config.ablation == "full" else f"idtd-{config.ablation}", config.ipc)
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
     out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
-    config.checkpoint_dir = config.checkpoint_dir or f"{out.output_dir}.checkpoints"
-    train = data.load("train")
-    distiller.check(train)  # IPC, and a resumed checkpoint must come from this run
-    accelerator = make_accelerator()
-    output = distiller(train.preload(show_progress=accelerator.is_local_main_process), accelerator=accelerator)
+    output, accelerator = distil(distiller, data, out, preload=True)
     finish(output, data, out, accelerator)
     if accelerator.is_main_process:
         distiller.save_pretrained(distiller_dir)

@@ -7,9 +7,8 @@
 
 from dataclasses import dataclass, field
 
-from hf_vdd.cli import DataArgs, OutputArgs, finish, parse_args, run_main
+from hf_vdd.cli import DataArgs, OutputArgs, distil, finish, parse_args, run_main
 from hf_vdd.distillers import RealismConfig, RealismDistiller
-from hf_vdd.training import make_accelerator
 
 
 @dataclass
@@ -23,10 +22,7 @@ def main():
     data, out, args, config = parse_args(DataArgs, OutputArgs, RealismEvalArgs, RealismConfig)
     distiller = RealismDistiller(config)
     out.prepare(data, "realism", config.ipc)  # output folder, Hub settings, class lists: before any decoding
-    train = data.load("train")
-    distiller.check(train)
-    accelerator = make_accelerator()
-    output = distiller(train, accelerator=accelerator)
+    output, accelerator = distil(distiller, data, out)
     if accelerator.is_main_process:
         print(f"realism: {output.stats['mosaics']} mosaics in {output.stats['distill_seconds']:.1f} s; fallbacks: "
               f"{output.stats['fallback_no_detection']} without detection, {output.stats['fallback_lost_track']} "

@@ -19,7 +19,7 @@ from pathlib import Path
 from hf_vdd import analysis
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.teacher import load_teacher
-from hf_vdd.training import TrainConfig
+from hf_vdd.training import TrainConfig, make_accelerator
 from hf_vdd.utils import atomic_folder, check_output_dir
 
 TASKS = ("delta", "tr_subset", "redundancy", "groups")
@@ -47,12 +47,18 @@ def main():
         raise ValueError("--task groups needs --results <benchmark results.json>.")
     # the folder is shared by the tasks (tr_subset and groups read deltas.json): new, empty, or one of ours
     check_output_dir(args.output_dir, overwrite=True, marker=OUTPUTS, protect=data.input_folders())
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, accelerator = Path(args.output_dir), make_accelerator()
     deltas_file = out / "deltas.json"
     if args.task == "delta" or (args.task in ("tr_subset", "groups") and not deltas_file.exists()):
         deltas = analysis.class_deltas(data.load("train").preload(), data.load("test"),
-                                       TrainConfig(steps=args.steps, runs=args.runs))
+                                       TrainConfig(steps=args.steps, runs=args.runs), accelerator)
+    if args.task == "redundancy":
+        train = data.load("train").preload()
+        metrics = analysis.redundancy_metrics(train, load_teacher(args.teacher, train, accelerator=accelerator).model)
+    if not accelerator.is_main_process:  # the work above is shared; only the main process writes
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if args.task == "delta" or (args.task in ("tr_subset", "groups") and not deltas_file.exists()):
         dump_json(deltas, deltas_file)
         analysis.plot_deltas(deltas, out / "deltas.png")
         print(f"Delta per class: {dict(zip(deltas['class_names'], [round(d, 1) for d in deltas['delta']]))}")
@@ -65,8 +71,6 @@ def main():
                 ds.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
         print(f"wrote {out / 'tr-subset'}: classes {subset['train'].features[train.label_column].names}")
     elif args.task == "redundancy":
-        train = data.load("train").preload()
-        metrics = analysis.redundancy_metrics(train, load_teacher(args.teacher, train).model)
         dump_json(metrics, out / "redundancy.json")
         analysis.plot_redundancy(metrics, out / "redundancy.png")
         print(json.dumps(metrics))
