@@ -7,6 +7,7 @@ distillation wall time, peak RSS, peak CUDA memory (GPU only), stored bytes and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,9 +21,11 @@ import torch
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .data.loading import default_video_shape, load_video_dataset
+from .diffusion import load_pool
 from .distillers import get_distiller
 from .hub import check_models
-from .training import TrainConfig
+from .training import TrainConfig, evaluate_distilled
 from .utils import atomic_folder
 from .version import __version__
 
@@ -260,3 +263,84 @@ def update_readme(readme: Path, key: str, table: str) -> None:
         raise ValueError(f"{readme} has no {start} ... {end} block; add one where the table should go.")
     head, rest = text.split(start, 1)
     readme.write_text(head + start + "\n" + table + rest[rest.index(end):])
+
+
+def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator, command: str) -> list[dict]:
+    """Compute every cell of `args` (datasets × methods × IPCs × students) that `records` lacks or holds with other
+    settings; a distilled set is shared by variants that differ only in student training. The main process saves
+    each distilled set and the results folder after every cell (a killed run resumes). Returns the records."""
+    main_proc = accelerator.is_main_process
+    done = {(cell_key(r), r.get("settings_key")) for r in records}
+    distilled_sets = {}
+    for dataset in args.datasets:
+        size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
+        setting = (f"{frames}x{size}x{size}, {args.runs} runs, {args.steps}/{args.full_steps} steps, "
+                   f"bs {args.batch_size}")
+        cells = [(m, None) for m in args.methods if m in ("full", "static")]
+        cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
+        todo = [c for c in cells if not all(
+            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s))) in done
+            for s in args.students)]
+        if not todo:
+            continue
+        full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload(
+            show_progress=main_proc)
+        full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload(
+            show_progress=main_proc)
+        for method, ipc in todo:
+            static = method == "static"
+            train, test = full_train.with_options(static=static), full_test.with_options(static=static)
+            kwargs = dict(overrides.get(method, {}))
+            train_kwargs = kwargs.pop("train", {})
+            # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
+            memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
+            if ipc is None:
+                with PeakMemory() as cost:
+                    data = train
+            elif memo_key in distilled_sets:
+                data, cost = distilled_sets[memo_key]
+                data = dataclasses.replace(data, eval_results=None)
+            else:
+                with PeakMemory() as cost:
+                    cls = get_distiller(method.split("@")[0])
+                    source = (load_pool(args.pool_dir, class_names=train.class_names)
+                              if getattr(cls, "needs_pool", False) else train)
+                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
+                distilled_sets[memo_key] = (data, cost)
+            name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
+            for student in args.students:
+                settings = cell_settings(args, overrides, size, frames, method, ipc, student)
+                if ((dataset, method, ipc, student), settings_key(settings)) in done:
+                    continue
+                stale = [r for r in records if cell_key(r) == (dataset, method, ipc, student)]
+                if stale and main_proc:
+                    print(f"{dataset} {method} ipc={ipc} [{student}]: settings changed since the stored result; "
+                          f"running it again", flush=True)
+                records = [r for r in records if cell_key(r) != (dataset, method, ipc, student)]
+                steps = args.full_steps if ipc is None else args.steps
+                train_config = {"student": student, "runs": args.runs, "steps": steps, "seed": args.seed,
+                                "batch_size": args.batch_size, "show_progress": False} | train_kwargs
+                report = evaluate_distilled(data, test, TrainConfig(**train_config), accelerator=accelerator)
+                distilled = ipc is not None
+                if distilled:
+                    data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
+                records.append(report.to_dict() | {
+                    "dataset": dataset, "method": method, "ipc": ipc, "student": student, "setting": setting,
+                    "class_names": test.class_names, "distill_seconds": cost.seconds if distilled else 0.0,
+                    "peak_rss_mb": cost.peak_rss_mb, "peak_cuda_mb": cost.peak_cuda_mb,
+                    "distiller_overrides": kwargs if distilled else {}, "train_overrides": train_kwargs,
+                    "stored_bytes": data.storage_bytes() if distilled else None,
+                    "distill_stats": {k: v for k, v in data.stats.items() if k not in
+                                      ("loss_curve", "rewards", "q_tables")} if distilled else {},
+                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command,
+                    "settings": settings, "settings_key": settings_key(settings)})
+                done.add(((dataset, method, ipc, student), settings_key(settings)))
+                if main_proc:
+                    print(f"{dataset} {method} ipc={ipc} [{student}]: {report.summary()} "
+                          f"(per class {[round(p) for p in report.per_class]})", flush=True)
+            if ipc is not None and main_proc:
+                data.save(out / name, repo_id=f"{args.hub_repo_id.split('/')[0]}/{name}" if args.hub_repo_id
+                          else None, overwrite=True)
+            if main_proc:
+                save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
+    return records

@@ -14,30 +14,25 @@ Cells already in `results/results.json` with the same settings (every flag and o
 numbers, and the hf_vdd version) are skipped; a changed setting re-runs the cell (`--force` recomputes all).
 """
 
-import dataclasses
 import json
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_vdd import DISTILLERS, TrainConfig, __version__, evaluate_distilled, get_distiller
+from hf_vdd import DISTILLERS
 from hf_vdd.benchmark import (
-    PeakMemory,
     add_full_ratios,
-    cell_key,
-    cell_settings,
     cells_table,
     check_overrides,
     leaderboard,
     load_records,
+    run_cells,
     save_results_repo,
-    settings_key,
     update_readme,
 )
-from hf_vdd.cli import default_video_shape, parse_args, run_main
+from hf_vdd.cli import parse_args, run_main
 from hf_vdd.data import load_video_dataset
-from hf_vdd.diffusion import load_pool
 from hf_vdd.diffusion.select import check_pool_dir
 from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator
@@ -99,80 +94,8 @@ def main():
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(out, args.force)
-    done = {(cell_key(r), r.get("settings_key")) for r in records}
-    distilled_sets = {}
     command = "python recipes/benchmark.py " + shlex.join(sys.argv[1:])
-    for dataset in args.datasets:
-        size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
-        setting = (f"{frames}x{size}x{size}, {args.runs} runs, {args.steps}/{args.full_steps} steps, "
-                   f"bs {args.batch_size}")
-        cells = [(m, None) for m in args.methods if m in ("full", "static")]
-        cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
-        todo = [c for c in cells if not all(
-            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s))) in done
-            for s in args.students)]
-        if not todo:
-            continue
-        full_train = load_video_dataset(dataset, "train", num_frames=frames, frame_size=size).preload(
-            show_progress=main_proc)
-        full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload(
-            show_progress=main_proc)
-        for method, ipc in todo:
-            static = method == "static"
-            train, test = full_train.with_options(static=static), full_test.with_options(static=static)
-            kwargs = dict(overrides.get(method, {}))
-            train_kwargs = kwargs.pop("train", {})
-            # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
-            memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
-            if ipc is None:
-                with PeakMemory() as cost:
-                    data = train
-            elif memo_key in distilled_sets:
-                data, cost = distilled_sets[memo_key]
-                data = dataclasses.replace(data, eval_results=None)
-            else:
-                with PeakMemory() as cost:
-                    cls = get_distiller(method.split("@")[0])
-                    source = (load_pool(args.pool_dir, class_names=train.class_names)
-                              if getattr(cls, "needs_pool", False) else train)
-                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
-                distilled_sets[memo_key] = (data, cost)
-            name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
-            for student in args.students:
-                settings = cell_settings(args, overrides, size, frames, method, ipc, student)
-                if ((dataset, method, ipc, student), settings_key(settings)) in done:
-                    continue
-                stale = [r for r in records if cell_key(r) == (dataset, method, ipc, student)]
-                if stale and main_proc:
-                    print(f"{dataset} {method} ipc={ipc} [{student}]: settings changed since the stored result; "
-                          f"running it again", flush=True)
-                records = [r for r in records if cell_key(r) != (dataset, method, ipc, student)]
-                steps = args.full_steps if ipc is None else args.steps
-                train_config = {"student": student, "runs": args.runs, "steps": steps, "seed": args.seed,
-                                "batch_size": args.batch_size, "show_progress": False} | train_kwargs
-                report = evaluate_distilled(data, test, TrainConfig(**train_config), accelerator=accelerator)
-                distilled = ipc is not None
-                if distilled:
-                    data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
-                records.append(report.to_dict() | {
-                    "dataset": dataset, "method": method, "ipc": ipc, "student": student, "setting": setting,
-                    "class_names": test.class_names, "distill_seconds": cost.seconds if distilled else 0.0,
-                    "peak_rss_mb": cost.peak_rss_mb, "peak_cuda_mb": cost.peak_cuda_mb,
-                    "distiller_overrides": kwargs if distilled else {}, "train_overrides": train_kwargs,
-                    "stored_bytes": data.storage_bytes() if distilled else None,
-                    "distill_stats": {k: v for k, v in data.stats.items() if k not in
-                                      ("loss_curve", "rewards", "q_tables")} if distilled else {},
-                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command,
-                    "settings": settings, "settings_key": settings_key(settings)})
-                done.add(((dataset, method, ipc, student), settings_key(settings)))
-                if main_proc:
-                    print(f"{dataset} {method} ipc={ipc} [{student}]: {report.summary()} "
-                          f"(per class {[round(p) for p in report.per_class]})", flush=True)
-            if ipc is not None and main_proc:
-                data.save(out / name, repo_id=f"{args.hub_repo_id.split('/')[0]}/{name}" if args.hub_repo_id
-                          else None, overwrite=True)
-            if main_proc:
-                save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
+    records = run_cells(args, overrides, records, out, accelerator, command)
     if not main_proc:
         return
     add_full_ratios(records)

@@ -7,35 +7,12 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 from pathlib import Path  # noqa: E402
 
-import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from hf_vdd.data import toy_actions  # noqa: E402
 from hf_vdd.utils import shared_data_dir  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 10, with_audio: bool = False) -> Path:
-    """Encode `(T, H, W, 3)` uint8 frames as an mp4 with PyAV (optionally with a silent audio stream first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        audio = out.add_stream("aac", rate=8000) if with_audio else None
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        out.mux(stream.encode())
-        if audio is not None:
-            silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            silence.sample_rate = 8000
-            for packet in audio.encode(silence):
-                out.mux(packet)
-            out.mux(audio.encode())
-    return path
+from tests.helpers import REPO, RecipeResult, write_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -72,27 +49,6 @@ def shared_data():
     return folder
 
 
-TWO_CPU_PROCESSES = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                     "--mixed_precision", "no", "--dynamo_backend", "no"]
-
-
-def run_one_and_two_processes(args: list[str], one_out: list[str], two_out: list[str]) -> None:
-    """Run a recipe with `python` and with the 2-process CPU `accelerate launch` command (gloo)."""
-    import os
-    import subprocess
-    import sys
-
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    for prefix, extra in (([], one_out), (TWO_CPU_PROCESSES, two_out)):
-        subprocess.run([sys.executable, *prefix, *args, *extra], cwd=REPO, env=env, check=True, timeout=600,
-                       capture_output=True)
-
-
-class RecipeResult:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
 @pytest.fixture
 def run_recipe(monkeypatch, capsys):
     """Run a recipe in this process (imports are paid once): `run_recipe("recipes/x.py", *flags, env=..., check=...)`
@@ -121,6 +77,3 @@ def run_recipe(monkeypatch, capsys):
     return _run
 
 
-def snapshot(folder: Path) -> dict:
-    """`{relative path: bytes}` of every file under `folder` (to prove a user's files are untouched)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -12,7 +12,7 @@ from hf_vdd import analysis
 from hf_vdd.data import load_video_dataset
 from hf_vdd.models import ConvNet3D
 from hf_vdd.training import TrainConfig, evaluate_distilled
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")

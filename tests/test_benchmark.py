@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from hf_vdd import load_distilled
 from hf_vdd.benchmark import PeakMemory, leaderboard
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _rec(method, ipc, top1, dataset="d"):

@@ -12,7 +12,7 @@ from hf_vdd import DistillationOutput
 from hf_vdd.cli import OutputArgs, parse_args
 from hf_vdd.data import toy_action_class_names
 from hf_vdd.distillers import DMConfig
-from tests.conftest import snapshot, write_video
+from tests.helpers import snapshot, write_video
 
 CORESET = ["recipes/coreset.py", "--method", "random", "--ipc", "1"]
 

@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from hf_vdd.data import toy_action_class_names
 from hf_vdd.diffusion import load_pool, tiny_latte_pipeline
-from tests.conftest import run_one_and_two_processes
+from tests.helpers import run_one_and_two_processes
 
 NAMES = toy_action_class_names(10)
 TINY = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]

@@ -5,7 +5,7 @@ import sys
 
 from datasets import load_dataset
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 ENV = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 

@@ -10,7 +10,7 @@ import torch
 from hf_vdd import TrainConfig, evaluate_distilled, load_video_dataset
 from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.training import classification_metrics
-from tests.conftest import REPO, TWO_CPU_PROCESSES
+from tests.helpers import REPO, TWO_CPU_PROCESSES
 
 QUICK = dict(steps=60, batch_size=16, show_progress=False)
 

@@ -16,7 +16,7 @@ from hf_vdd.utils import (
     sample_seeds,
     seeded_dropout,
 )
-from tests.conftest import REPO, snapshot
+from tests.helpers import REPO, snapshot
 
 
 @pytest.fixture

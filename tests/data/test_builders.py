@@ -13,7 +13,7 @@ from PIL import Image
 from hf_vdd import load_video_dataset
 from hf_vdd.data import build_dataset, save_prepared
 from hf_vdd.data.builders import MARKER_FILE, MINIUCF_CLASSES
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 UCF_CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
                "BaseballPitch", "Basketball", "BasketballDunk", "Punch", "PushUps"]  # the 11 ucf12 classes

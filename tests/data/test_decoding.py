@@ -4,7 +4,7 @@ import torch
 
 from hf_vdd.data import CorruptVideoError, decode_video, interleave_repeat, resize_crop, sample_indices
 from hf_vdd.data.decoding import TruncatedVideoError, probe_video
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 
 def test_sample_indices_eval_is_centred_and_deterministic():

@@ -5,7 +5,7 @@ from datasets import Array4D, ClassLabel, Dataset, DatasetDict, Features, Value
 from torch.utils.data import DataLoader
 
 from hf_vdd import CorruptVideoError, load_video_dataset
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 
 def test_toy_actions_builtin():

@@ -13,7 +13,7 @@ from hf_vdd.diffusion import (
     tiny_latte_pipeline,
 )
 from hf_vdd.diffusion.pool import load_class_embeddings, pool_is_complete, sample_seed
-from tests.diffusion.conftest import CLASSES, small_pool_config
+from tests.diffusion.helpers import CLASSES, small_pool_config
 
 
 def test_pool_layout_and_rows(pool_dir):

@@ -13,7 +13,7 @@ from hf_vdd.diffusion import (
     load_pool,
 )
 from hf_vdd.distillers import get_distiller
-from tests.diffusion.conftest import CLASSES
+from tests.diffusion.helpers import CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_tacdt_takes_the_member_nearest_each_cluster_centre():
 def clip_pool(tiny_toy, latte_dir, tmp_path_factory):
     """Real toy clips in the pool format: classes that differ, so the CE term can learn."""
     from hf_vdd import load_video_dataset
-    from tests.diffusion.conftest import write_pool_from_clips
+    from tests.diffusion.helpers import write_pool_from_clips
 
     train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
     return load_pool(write_pool_from_clips(tmp_path_factory.mktemp("clip-pool") / "pool", train, str(latte_dir), 6))

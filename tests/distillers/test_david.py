@@ -7,7 +7,7 @@ from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DAViDConfig, DAViDDistiller, DMConfig, DMDistiller, temporal_partition
 from hf_vdd.models import ConvNet3D
 from hf_vdd.teacher import Teacher
-from tests.conftest import run_one_and_two_processes
+from tests.helpers import run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 

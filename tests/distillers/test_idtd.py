@@ -94,7 +94,7 @@ def test_two_processes_equal_one(tmp_path):
     import json
 
     from hf_vdd import load_distilled
-    from tests.conftest import run_one_and_two_processes
+    from tests.helpers import run_one_and_two_processes
 
     common = ["recipes/idtd.py", "--ipc", "1", "--iterations", "2", "--embed_widths", "8", "16", "16",
               "--batch_real", "4", "--log_every", "1"]

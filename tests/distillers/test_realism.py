@@ -16,7 +16,7 @@ from hf_vdd.distillers import DISTILLERS, MotionSaliencyDetector, RealismDistill
 from hf_vdd.distillers import realism as R
 from hf_vdd.teacher import load_teacher
 from hf_vdd.training import student_loss
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 NAMES = ["red", "green", "blue"]
 
