@@ -76,15 +76,28 @@ class DataArgs:
     interval: int = field(default=4, metadata={"help": "Temporal sampling interval."})
     skip_corrupt: bool = field(default=False, metadata={"help": "Skip unreadable or truncated videos (they are "
                                                                 "listed at the end and in the card)."})
+    video_column: str | None = field(default=None, metadata={"help": "Video column (default: found by name/type)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: label/labels)."})
+    train_split: str = field(default="train", metadata={"help": "The source's training split."})
+    test_split: str = field(default="test", metadata={"help": "The source's test split (test falls back to "
+                                                              "validation)."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_revision: str | None = field(default=None, metadata={
+        "help": "Hub dataset revision (branch, tag or commit); recorded as <id>@<revision> in the card."})
     _loaded: dict = field(default_factory=dict, init=False, repr=False)
 
     def load(self, split: str, **kwargs):
-        """The split as a `VideoClassificationSet` (nothing decoded; the same object for the same arguments)."""
+        """The `train` or `test` split (`--train_split`/`--test_split` name them in the source) as a
+        `VideoClassificationSet` (nothing decoded; the same object for the same arguments)."""
         key = (split, tuple(sorted(kwargs.items())))
         if key not in self._loaded:
             size, frames = default_video_shape(self.dataset, self.frame_size, self.num_frames)
-            self._loaded[key] = load_video_dataset(self.dataset, split, num_frames=frames, frame_size=size,
-                                                   interval=self.interval, skip_corrupt=self.skip_corrupt, **kwargs)
+            name = {"train": self.train_split, "test": self.test_split}.get(split, split)
+            self._loaded[key] = load_video_dataset(
+                self.dataset, name, num_frames=frames, frame_size=size, interval=self.interval,
+                skip_corrupt=self.skip_corrupt, video_column=self.video_column, label_column=self.label_column,
+                config=self.dataset_config, revision=self.dataset_revision,
+                train=split == "train", **kwargs)
         return self._loaded[key]
 
     def load_splits(self, test: bool = True, **kwargs):

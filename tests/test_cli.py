@@ -166,3 +166,20 @@ def test_truncated_video_in_a_source_names_the_file(run_recipe, tmp_path, video_
     _refused(run_recipe(*args, "--output_dir", str(tmp_path / "a"), check=False), "cut.avi", "is truncated")
     res = run_recipe(*args, "--output_dir", str(tmp_path / "b"), "--skip_corrupt")
     assert "cut.avi" in res.stdout
+
+
+def test_any_dataset_columns_splits_and_source_name(tmp_path, tiny_toy):
+    from hf_vdd.cli import DataArgs
+
+    folder = tmp_path / "my-actions"  # a dataset whose columns and splits have other names
+    for split, name in (("train", "train"), ("test", "validation")):
+        ds = tiny_toy[split].rename_columns({"video": "clip", "label": "action"})
+        ds.to_parquet(str(folder / "data" / f"{name}-00000-of-00001.parquet"))
+    data = DataArgs(dataset=str(folder), frame_size=32, num_frames=4, video_column="clip", label_column="action",
+                    test_split="validation")
+    train, test = data.load_splits()
+    assert len(train) == 32 and len(test) == 16 and train.train and not test.train
+    assert train.class_names == tiny_toy["train"].features["label"].names
+    assert train.name == "my-actions:train"  # the folder's name, never the machine's path
+    with pytest.raises(ValueError, match="video column 'video' not found"):
+        DataArgs(dataset=str(folder), video_column="video").load("train")

@@ -68,8 +68,10 @@ def _shared(name: str) -> Path:
     return folder
 
 
-def load_source(source, toy_kwargs: dict | None = None) -> DatasetDict | Dataset:
-    """Resolve `source` to a `DatasetDict` (or `Dataset`) without decoding any video."""
+def load_source(source, toy_kwargs: dict | None = None, config: str | None = None,
+                revision: str | None = None) -> DatasetDict | Dataset:
+    """Resolve `source` to a `DatasetDict` (or `Dataset`) without decoding any video; `config` and `revision` go to
+    `load_dataset` for Hub ids and dataset folders."""
     if isinstance(source, (Dataset, DatasetDict)):
         return source
     if not isinstance(source, (str, os.PathLike)):
@@ -88,11 +90,11 @@ def load_source(source, toy_kwargs: dict | None = None) -> DatasetDict | Dataset
             path = path / "videos"
         if _has_videos(path):
             return load_dataset("videofolder", data_dir=str(path))
-        return load_dataset(str(path))
+        return load_dataset(str(path), config, revision=revision)
     if path.suffix or name.startswith((".", "/", "~")):
         raise FileNotFoundError(f"Dataset folder '{name}' does not exist.")
     try:
-        return load_dataset(name)
+        return load_dataset(name, config, revision=revision)
     except Exception as err:  # noqa: BLE001 - re-raised with the fix
         raise ValueError(
             f"Unknown dataset '{name}': not a built-in name {BUILTIN_SOURCES}, not an existing local folder, and "
@@ -341,10 +343,21 @@ def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | 
         else num_frames
 
 
+def source_name(source, revision: str | None = None) -> str:
+    """How a source is named in cards: a Hub id (with `@revision`), a local folder's name, or the type's name."""
+    if not isinstance(source, (str, os.PathLike)):
+        return type(source).__name__
+    name = os.fspath(source)
+    if Path(name).expanduser().exists():
+        return Path(name).expanduser().resolve().name
+    return f"{name}@{revision}" if revision else name
+
+
 def load_video_dataset(source, split: str | None = "train", num_frames: int = 16, frame_size: int = 112,
                        interval: int = 4, train: bool | None = None, static: bool = False,
                        video_column: str | None = None, label_column: str | None = None,
-                       skip_corrupt: bool = False, toy_kwargs: dict | None = None) -> VideoClassificationSet:
+                       skip_corrupt: bool = False, toy_kwargs: dict | None = None, config: str | None = None,
+                       revision: str | None = None) -> VideoClassificationSet:
     """Load one split of a video classification source as a `VideoClassificationSet`.
 
     Args:
@@ -357,13 +370,18 @@ def load_video_dataset(source, split: str | None = "train", num_frames: int = 16
         static: one frame repeated (the temporal-information check).
         skip_corrupt: probe every file up front; unreadable ones are skipped and listed in `.skipped`.
         toy_kwargs: arguments for `toy_actions(...)` when `source == "toy-actions"`.
+        config, revision: the Hub dataset's configuration and revision (branch, tag or commit).
+        video_column, label_column: the columns to read (default: found by name/feature).
+
+    The set's `name` (recorded as the distilled set's `source`) is the Hub id (`@revision` when given), the folder's
+    name for a local folder (never the machine's path), or the built-in name, followed by `:split`.
     """
     if num_frames <= 0 or frame_size <= 0:
         raise ValueError(f"num_frames and frame_size must be > 0, got num_frames={num_frames}, "
                          f"frame_size={frame_size}.")
-    data = load_source(source, toy_kwargs=toy_kwargs)
+    data = load_source(source, toy_kwargs=toy_kwargs, config=config, revision=revision)
     ds = _pick_split(data, split)
-    name = source if isinstance(source, str) else f"{type(source).__name__}"
+    name = source_name(source, revision)
     return VideoClassificationSet(ds, num_frames=num_frames, frame_size=frame_size, interval=interval,
                                   train=(split in ("train", None)) if train is None else train, static=static,
                                   video_column=video_column, label_column=label_column,
