@@ -9,6 +9,7 @@ exit status 2. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -133,6 +134,8 @@ class OutputArgs:
                                                              "is ever replaced)."})
     push_to_hub: bool = field(default=False, metadata={"help": "Also upload the folder to the Hub."})
     hub_repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repo id for --push_to_hub."})
+    license: str | None = field(default=None, metadata={"help": "License of the distilled set (default: the "
+                                                                "source dataset's, when it states one)."})
     eval_runs: int = field(default=0, metadata={"help": "Evaluate the result with this many runs (0 = skip)."})
     eval_steps: int = field(default=300, metadata={"help": "Student training steps per evaluation run."})
 
@@ -182,6 +185,8 @@ def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_op
     if out.output_dir is None:
         raise RuntimeError("OutputArgs.prepare() must run before the work (it checks the output folder).")
     main_process = accelerator is None or accelerator.is_main_process
+    output.license = out.license or output.license or data.load("train").license
+    output.command = output.command or shlex.join(["python", *sys.argv])
     skipped = data.skipped_videos()
     if skipped:
         output.stats["skipped_videos"] = skipped

@@ -183,3 +183,13 @@ def test_any_dataset_columns_splits_and_source_name(tmp_path, tiny_toy):
     assert train.name == "my-actions:train"  # the folder's name, never the machine's path
     with pytest.raises(ValueError, match="video column 'video' not found"):
         DataArgs(dataset=str(folder), video_column="video").load("train")
+
+
+def test_card_states_license_and_the_command(run_recipe, tmp_path):
+    out = tmp_path / "set"
+    run_recipe(*CORESET, "--output_dir", str(out), "--license", "cc-by-4.0")
+    card = (out / "README.md").read_text()
+    assert "license: cc-by-4.0" in card and "| license | cc-by-4.0 |" in card
+    assert "## Reproduce" in card and f"recipes/coreset.py --method random --ipc 1 --output_dir {out}" in card
+    meta = json.loads((out / "distillation.json").read_text())
+    assert meta["license"] == "cc-by-4.0" and "coreset.py" in meta["command"]

@@ -67,6 +67,8 @@ class DistillationOutput:
     config: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     eval_results: dict | None = None
+    license: str | None = None
+    command: str | None = None
 
     def __post_init__(self):
         self.labels = torch.as_tensor(self.labels, dtype=torch.long)
@@ -127,7 +129,8 @@ class DistillationOutput:
                 "num_frames": self.num_frames, "seed": self.seed, "dtype": "uint8" if self.is_uint8 else "float16",
                 "normalization": None if self.is_uint8 else {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                 "hf_vdd_version": __version__, "config": self.config, "stats": self.stats,
-                "eval_results": self.eval_results, "raw_bytes": self.storage_bytes()}
+                "eval_results": self.eval_results, "raw_bytes": self.storage_bytes(), "license": self.license,
+                "command": self.command}
 
     def _card(self, meta: dict, repo_id: str, stored_bytes: int):
         # No `configs:` key: `data/train-*` is found by default, and with `configs` in the YAML, datasets 5.2 caches
@@ -136,7 +139,7 @@ class DistillationOutput:
         card_data = DatasetCardData(
             pretty_name=f"{self.source} distilled, IPC {self.ipc}, {self.method}",
             task_categories=["video-classification"],
-            tags=tags, source_datasets=[self.source], size_categories=["n<1K"],
+            tags=tags, source_datasets=[self.source], size_categories=["n<1K"], license=self.license or "unknown",
             hf_vdd={k: meta[k] for k in ("method", "ipc", "source", "frame_size", "num_frames", "normalization",
                                           "seed", "dtype", "hf_vdd_version", "eval_results")},
         )
@@ -175,7 +178,9 @@ class DistillationOutput:
             normalization_note=("uint8 pixels; divide by 255 for [0, 1]; students normalise with ImageNet mean/std."
                                 if self.is_uint8 else f"Values are (x - mean) / std with mean {list(IMAGENET_MEAN)} "
                                 f"and std {list(IMAGENET_STD)}; `load_distilled` undoes it."),
-            config_json=json.dumps(self.config, indent=2, default=str), extra_sections="\n\n".join(sections))
+            config_json=json.dumps(self.config, indent=2, default=str), extra_sections="\n\n".join(sections),
+            license=self.license or "unknown (the source's licence was not found; set it with --license)",
+            command=self.command)
 
     # ---- save / push ------------------------------------------------------------------------------------
     def save(self, output_dir: str | os.PathLike, repo_id: str | None = None, overwrite: bool = False) -> Path:
@@ -260,7 +265,8 @@ def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) ->
                               method=meta["method"], ipc=meta["ipc"], source=meta["source"],
                               frame_size=meta["frame_size"], num_frames=meta["num_frames"], seed=meta["seed"],
                               soft_labels=soft, source_index=index, config=meta.get("config", {}),
-                              stats=meta.get("stats", {}), eval_results=meta.get("eval_results"))
+                              stats=meta.get("stats", {}), eval_results=meta.get("eval_results"),
+                              license=meta.get("license"), command=meta.get("command"))
 
 
 class TensorVideoSet(TorchDataset):

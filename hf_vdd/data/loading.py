@@ -178,6 +178,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
                                  f"for cards), got {label_feature}. Cast it with "
                                  f"dataset.cast_column('{self.label_column}', ClassLabel(names=[...])).")
         self.class_names: list[str] = list(label_feature.names)
+        self.license: str | None = getattr(dataset.info, "license", None) or None  # inherited by distilled cards
         self.hf = dataset
         self._arrays = dataset.with_format("numpy", columns=[self.video_column], dtype=np.uint8) \
             if self.kind == "array" else None
