@@ -25,7 +25,7 @@ from .data.loading import default_video_shape, load_video_dataset
 from .diffusion import load_pool
 from .distillers import get_distiller
 from .hub import check_models
-from .training import TrainConfig, evaluate_distilled
+from .training import TrainConfig, evaluate_distilled, protocol_config
 from .utils import atomic_folder
 from .version import __version__
 
@@ -252,7 +252,8 @@ def cell_settings(args, overrides: dict, frame_size: int, num_frames: int, metho
     return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
             "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
             "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
-            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "hf_vdd_version": __version__}
+            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "protocol": args.protocol,
+            "hf_vdd_version": __version__}
 
 
 def update_readme(readme: Path, key: str, table: str) -> None:
@@ -318,9 +319,11 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                           f"running it again", flush=True)
                 records = [r for r in records if cell_key(r) != (dataset, method, ipc, student)]
                 steps = args.full_steps if ipc is None else args.steps
-                train_config = {"student": student, "runs": args.runs, "steps": steps, "seed": args.seed,
-                                "batch_size": args.batch_size, "show_progress": False} | train_kwargs
-                report = evaluate_distilled(data, test, TrainConfig(**train_config), accelerator=accelerator)
+                budget = {"steps": steps, "batch_size": args.batch_size} if args.protocol == "fast" else {}
+                train_config = protocol_config(args.protocol, budget | {"student": student, "runs": args.runs,
+                                                                        "seed": args.seed, "show_progress": False}
+                                               | train_kwargs)
+                report = evaluate_distilled(data, test, train_config, accelerator=accelerator)
                 distilled = ipc is not None
                 if distilled:
                     data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}

@@ -58,6 +58,15 @@ def parse_args(*dataclass_types, argv: list[str] | None = None):
     return parsed
 
 
+def given_flags(argv: list[str] | None = None) -> set[str]:
+    """Field names the user set: `--name` flags on the command line and the keys of a `--config` YAML."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {a[2:].split("=")[0] for a in argv if a.startswith("--")}
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        names |= set(yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text()) or {})
+    return names
+
+
 def run_main(main) -> None:
     """Run `main()`; user errors exit with status 2 and a one-line message instead of a traceback."""
     configure_threads()
@@ -138,6 +147,8 @@ class OutputArgs:
                                                                 "source dataset's, when it states one)."})
     eval_runs: int = field(default=0, metadata={"help": "Evaluate the result with this many runs (0 = skip)."})
     eval_steps: int = field(default=300, metadata={"help": "Student training steps per evaluation run."})
+    protocol: str = field(default="fast", metadata={"help": "Evaluation protocol: fast, or a paper's preset (vdsd, "
+                                                            "idtd, david, diffusion, realism)."})
 
     def prepare(self, data: DataArgs, method: str, ipc: int | str) -> str:
         """Checks before any work: flags, the Hub settings, the output folder and, with `--eval_runs`, the test
@@ -180,7 +191,7 @@ def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_op
     """Optionally evaluate (`train_options` go to `TrainConfig`), then save (main process) and push.
 
     `out.prepare(...)` must have run before the work. Returns the output folder."""
-    from .training import TrainConfig, evaluate_distilled
+    from .training import evaluate_distilled, protocol_config
 
     if out.output_dir is None:
         raise RuntimeError("OutputArgs.prepare() must run before the work (it checks the output folder).")
@@ -193,8 +204,9 @@ def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_op
     name = Path(out.output_dir).name
     if out.eval_runs > 0:
         report = evaluate_distilled(output, data.load_splits(test=True)[1],
-                                    TrainConfig(runs=out.eval_runs, steps=out.eval_steps, seed=output.seed or 0,
-                                                **train_options), accelerator=accelerator)
+                                    protocol_config(out.protocol, {"runs": out.eval_runs, "steps": out.eval_steps,
+                                                                   "seed": output.seed or 0} | train_options),
+                                    accelerator=accelerator)
         output.eval_results = {"convnet3d": report.to_dict()}
         if main_process:
             print(f"{name}: {report.summary()} ({out.eval_runs} runs)")

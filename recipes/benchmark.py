@@ -60,6 +60,9 @@ class BenchmarkArgs:
         "help": 'JSON of per-method config fields, e.g. \'{"dm": {"iterations": 200}}\'; a method\'s "train" '
                 'key holds TrainConfig fields for its students, e.g. \'{"realism@hard": {"train": '
                 '{"label_mode": "hard"}}}\'.'})
+    protocol: str = field(default="fast", metadata={
+        "help": "Student protocol: fast (this project's CPU budget: --steps/--batch_size) or a paper's preset "
+                "(vdsd, idtd, david, diffusion, realism; see README 'Evaluation protocols')."})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
     readme: str | None = field(default=None, metadata={"help": "Also write the tables into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})

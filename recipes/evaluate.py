@@ -9,8 +9,8 @@
 from dataclasses import dataclass, field
 
 from hf_vdd import TrainConfig, evaluate_distilled, load_distilled
-from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
-from hf_vdd.training import class_order, make_accelerator
+from hf_vdd.cli import DataArgs, dump_json, given_flags, parse_args, run_main
+from hf_vdd.training import class_order, make_accelerator, protocol_config
 
 
 @dataclass
@@ -18,10 +18,14 @@ class EvaluateArgs:
     distilled: str | None = field(default=None, metadata={"help": "Distilled-set folder or Hub id; omit = full."})
     static: bool = field(default=False, metadata={"help": "Train and test on one frame repeated."})
     output_json: str | None = field(default=None, metadata={"help": "Write the report here."})
+    protocol: str = field(default="fast", metadata={
+        "help": "fast (the flags as given) or a paper's preset: vdsd, idtd, david, diffusion, realism (flags given "
+                "explicitly still win)."})
 
 
 def main():
     data, args, train = parse_args(DataArgs, EvaluateArgs, TrainConfig)
+    train = protocol_config(args.protocol, {k: getattr(train, k) for k in given_flags() if hasattr(train, k)}, train)
     # before any decoding: the distilled set (or the train split) must have the test split's classes
     distilled = load_distilled(args.distilled) if args.distilled else None
     if distilled is not None:  # the student sees the distilled set's frame size and length

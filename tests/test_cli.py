@@ -193,3 +193,12 @@ def test_card_states_license_and_the_command(run_recipe, tmp_path):
     assert "## Reproduce" in card and f"recipes/coreset.py --method random --ipc 1 --output_dir {out}" in card
     meta = json.loads((out / "distillation.json").read_text())
     assert meta["license"] == "cc-by-4.0" and "coreset.py" in meta["command"]
+
+
+def test_given_flags_include_config_keys(tmp_path):
+    from hf_vdd.cli import given_flags
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("runs: 2\nlr: 0.1\n")
+    assert given_flags(["--steps", "3", "--batch_size=8", "--config", str(cfg)]) == {"steps", "batch_size", "config",
+                                                                                       "runs", "lr"}

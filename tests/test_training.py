@@ -119,3 +119,18 @@ def test_tiny_set_training_stays_finite(splits):
     rep = evaluate_distilled(TensorVideoSet(videos, torch.as_tensor(train.labels[one_per_class])), test,
                              TrainConfig(runs=1, steps=150, show_progress=False))
     assert rep.auc["mean"] > 50  # a diverged (NaN) student scores exactly chance AUC
+
+
+def test_protocol_presets_and_explicit_values_win():
+    from hf_vdd.training import PROTOCOLS, protocol_config
+
+    vdsd = protocol_config("vdsd")
+    assert (vdsd.epochs, vdsd.batch_size, vdsd.lr, vdsd.momentum, vdsd.weight_decay, vdsd.runs) == \
+        (500, 256, 0.01, 0.9, 5e-4, 5)
+    assert vdsd.standardize and vdsd.max_grad_norm == 0
+    assert protocol_config("fast") == TrainConfig()
+    david = protocol_config("david", {"runs": 1})
+    assert david.epochs is None and david.steps == 1000 and david.runs == 1
+    assert set(PROTOCOLS) == {"fast", "vdsd", "idtd", "david", "diffusion", "realism"}
+    with pytest.raises(ValueError, match="Unknown protocol 'vdsdd'"):
+        protocol_config("vdsdd")
