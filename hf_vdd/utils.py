@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -91,7 +92,8 @@ def configure_logging(level: str | int | None = None) -> None:
 # at the target (or the old one under its backup name, restored by the next write), plus temporary folders that
 # the next write to the same target removes (`recover_interrupted`).
 _TMP, _OLD = ".hf_vdd-tmp-", ".hf_vdd-old-"
-_LEGACY = (".tmp-", ".old-")  # names used by hf_vdd 0.1.0 before this scheme
+# names hf_vdd 0.1.0 used before this scheme: `.<name>.tmp-<8 mkdtemp characters>` and `.<name>.old-<pid>`
+_LEGACY = {".tmp-": re.compile(r"[a-z0-9_]{8}"), ".old-": re.compile(r"\d+")}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -110,7 +112,12 @@ def _leftovers(target: Path, kind: str) -> list[Path]:
     """`.<name><kind>*` siblings of `target` left by interrupted writes (not those of a live process)."""
     found = []
     for p in target.parent.glob(f".{_glob_escape(target.name)}{kind}*"):
-        pid = p.name[len(target.name) + 1 + len(kind):].split("-")[0]
+        rest = p.name[len(target.name) + 1 + len(kind):]
+        if kind in _LEGACY:  # only the exact names the old scheme made, never a look-alike of the user's
+            if _LEGACY[kind].fullmatch(rest) and p.is_dir():
+                found.append(p)
+            continue
+        pid = rest.split("-")[0]
         if not (pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid()):
             found.append(p)
     return sorted(found, key=lambda p: p.stat().st_mtime)
@@ -126,12 +133,12 @@ def recover_interrupted(target: str | os.PathLike) -> list[Path]:
     target = Path(target).expanduser().resolve()
     if not target.parent.is_dir():
         return []
-    backups = _leftovers(target, _OLD) + _leftovers(target, _LEGACY[1])
+    backups = _leftovers(target, _OLD) + _leftovers(target, ".old-")
     if backups and not target.exists():
         with contextlib.suppress(OSError):  # another process may have restored it first
             os.replace(backups[-1], target)  # the killed write had moved the old folder away: put it back
             backups = backups[:-1]
-    removed = backups + _leftovers(target, _TMP) + _leftovers(target, _LEGACY[0])
+    removed = backups + _leftovers(target, _TMP) + _leftovers(target, ".tmp-")
     for p in removed:
         shutil.rmtree(p, ignore_errors=True)
     return removed

@@ -148,3 +148,15 @@ def test_seeded_dropout_depends_on_the_sample_only():
     assert torch.equal(full, halves)  # two processes holding half a batch each draw the same masks
     assert set(full.unique().tolist()) == {0.0, 2.0} and 0.3 < (full == 0).float().mean() < 0.7
     assert not torch.equal(full, seeded_dropout(x, 0.5, sample_seeds(0, 6, torch.arange(6))))  # next step differs
+
+
+def test_recovery_removes_only_its_own_leftovers(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    ours = [tmp_path / ".out.hf_vdd-tmp-999999999-abc", tmp_path / ".out.tmp-k3j_9x2a"]  # dead pid; old scheme
+    users = [tmp_path / ".out.tmp-my-notes", tmp_path / ".out.old-backup", tmp_path / ".outcome"]
+    for p in ours + users:
+        p.mkdir()
+        (p / "f").write_text("x")
+    assert sorted(recover_interrupted(target)) == sorted(ours)
+    assert all(p.is_dir() for p in users) and not any(p.exists() for p in ours)
