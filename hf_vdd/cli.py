@@ -153,9 +153,13 @@ class OutputArgs:
     def prepare(self, data: DataArgs, method: str, ipc: int | str) -> str:
         """Checks before any work: flags, the Hub settings, the output folder and, with `--eval_runs`, the test
         split's classes. Fills in the default `output_dir` (`outputs/<dataset>-ipc<k>-<method>`) and returns it."""
+        from .training import PROTOCOLS
+
         if self.eval_runs < 0 or self.eval_steps <= 0:
             raise HfVddError(f"--eval_runs must be >= 0 and --eval_steps > 0, got {self.eval_runs} and "
                              f"{self.eval_steps}.")
+        if self.protocol not in PROTOCOLS:
+            raise HfVddError(f"--protocol must be one of {sorted(PROTOCOLS)}, got '{self.protocol}'.")
         self.output_dir = self.output_dir or f"outputs/{Path(str(data.dataset)).name}-ipc{ipc}-{method}"
         check_push_settings(self.push_to_hub, self.hub_repo_id)
         self.check_folder(self.output_dir, data)

@@ -35,7 +35,7 @@ from hf_vdd.cli import parse_args, run_main
 from hf_vdd.data import load_video_dataset
 from hf_vdd.diffusion.select import check_pool_dir
 from hf_vdd.hub import check_push_settings, push_folder
-from hf_vdd.training import make_accelerator
+from hf_vdd.training import make_accelerator, protocol_config
 from hf_vdd.utils import check_output_dir, shared_data_dir
 
 
@@ -81,6 +81,7 @@ def main():
     if unknown:
         raise ValueError(f"Unknown methods {unknown}; choose from full, static, {sorted(DISTILLERS)} (or name@tag).")
     check_overrides(overrides, args.methods)
+    protocol_config(args.protocol)  # an unknown --protocol fails here, not after the first cell
     pooled = [m for m in args.methods if getattr(DISTILLERS.get(m.split("@")[0]), "needs_pool", False)]
     if pooled and not args.pool_dir:
         raise ValueError(f"{pooled} select from a generation pool: pass --pool_dir (made by "

@@ -202,3 +202,9 @@ def test_given_flags_include_config_keys(tmp_path):
     cfg.write_text("runs: 2\nlr: 0.1\n")
     assert given_flags(["--steps", "3", "--batch_size=8", "--config", str(cfg)]) == {"steps", "batch_size", "config",
                                                                                        "runs", "lr"}
+
+
+def test_unknown_protocol_is_refused_before_any_work(run_recipe, tmp_path):
+    _refused(run_recipe(*CORESET, "--output_dir", str(tmp_path / "x"), "--eval_runs", "1", "--protocol", "vdsdd",
+                        check=False), "--protocol must be one of")
+    assert not (tmp_path / "x").exists()
