@@ -96,6 +96,39 @@ def save_frames_grid(videos, labels, class_names, path: str | os.PathLike, max_c
     plt.close(fig)
 
 
+def save_preview_gif(videos, labels, class_names, path: str | os.PathLike, max_classes: int = 12,
+                     columns: int = 4, min_side: int = 64, frame_ms: int = 250) -> None:
+    """Write an animated GIF (the Hub renders it in cards): one tile per class (its first video) in a grid of
+    `columns`, every tile playing its frames in step; rows shorter than the longest are expanded by interleave-repeat.
+
+    `videos`: sequence of `(T, C, H, W)` tensors, uint8 or float in pixel space [0, 1].
+    """
+    from PIL import Image
+
+    labels = np.asarray(labels)
+    classes = [c for c in range(len(class_names)) if (labels == c).any()][:max_classes]
+    if not classes:
+        raise ValueError("No video to draw.")
+    clips = []
+    for c in classes:
+        v = videos[int(np.flatnonzero(labels == c)[0])]
+        v = v.float() / 255.0 if v.dtype == torch.uint8 else v.float()
+        clips.append((v.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())  # (T, H, W, C)
+    t = max(len(v) for v in clips)
+    h, w = clips[0].shape[1:3]
+    scale = max(1, -(-min_side // min(h, w)))  # small frames are enlarged so the preview is readable
+    cols = min(columns, len(clips))
+    rows = -(-len(clips) // cols)
+    frames = []
+    for i in range(t):
+        canvas = np.zeros((rows * h, cols * w, 3), np.uint8)
+        for k, v in enumerate(clips):
+            r, q = divmod(k, cols)
+            canvas[r * h:(r + 1) * h, q * w:(q + 1) * w] = v[i * len(v) // t][..., :3]
+        frames.append(Image.fromarray(canvas).resize((cols * w * scale, rows * h * scale), Image.NEAREST))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+
+
 def hub_offline() -> bool:
     """True when `HF_HUB_OFFLINE` is set (read now, not at import)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") or \

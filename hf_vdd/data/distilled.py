@@ -6,6 +6,7 @@ A distilled set is a Hub dataset repo folder::
     ├── README.md                         # card: YAML metadata (task, tags, source, method, ipc, ...) + eval table
     ├── distillation.json                 # the same facts, machine-readable
     ├── preview.png                       # frames grid, one row per class
+    ├── preview.gif                       # the same videos playing, one tile per class (the card shows it)
     └── data/train-00000-of-00001.parquet # one row per distilled instance
 
 Rows: `video` `Array4D((None, C, H, W))` — uint8 pixels for selected/generated frames, or float16 in
@@ -29,7 +30,7 @@ from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, Sequence, 
 from huggingface_hub import DatasetCardData, hf_hub_download
 from torch.utils.data import Dataset as TorchDataset
 
-from ..hub import render_dataset_card, save_frames_grid, with_temp_folder
+from ..hub import render_dataset_card, save_frames_grid, save_preview_gif, with_temp_folder
 from ..utils import HfVddError, atomic_folder, check_output_dir
 from ..version import __version__
 from .decoding import IMAGENET_MEAN, IMAGENET_STD, denormalize, interleave_repeat, normalize
@@ -199,6 +200,7 @@ class DistillationOutput:
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
             save_frames_grid(self.videos, self.labels.numpy(), self.class_names, tmp / "preview.png",
                              title=f"{self.source} · {self.method} · IPC {self.ipc}")
+            save_preview_gif(self.videos, self.labels.numpy(), self.class_names, tmp / "preview.gif")
             self._card(meta, repo_id, (tmp / DATA_FILE).stat().st_size).save(tmp / "README.md")
         return output_dir
 

@@ -41,7 +41,7 @@ def test_card_metadata(selected, tmp_path):
     assert meta["hf_vdd"]["ipc"] == 2 and meta["hf_vdd"]["frame_size"] == 32
     assert meta["source_datasets"] == [selected.source]
     assert meta["hf_vdd"]["eval_results"]["convnet3d"]["top1"]["mean"] == 50.0
-    assert "| convnet3d | 50.0 ± 1.0" in text and "![preview](preview.png)" in text
+    assert "| convnet3d | 50.0 ± 1.0" in text and "(preview.png)" in text and "(preview.gif)" in text
     assert json.loads((folder / "distillation.json").read_text())["method"] == "kcenter"
 
 
@@ -114,3 +114,13 @@ def test_resave_same_folder_is_not_stale(tmp_path):
         out.save(tmp_path / "same", overwrite=True)
         assert load_dataset(str(tmp_path / "same"), split="train")[0]["video"][0][0][0][0] == value
         assert int(load_distilled(tmp_path / "same").videos[0][0, 0, 0, 0]) == value
+
+
+def test_animated_preview_per_class(tmp_path):
+    from PIL import Image
+
+    out = _float_output(num_classes=3)  # rows of 2 and 4 frames (per-row temporal resolution)
+    folder = out.save(tmp_path / "set")
+    with Image.open(folder / "preview.gif") as gif:
+        assert gif.n_frames == 4 and gif.size == (3 * 64, 64)  # 3 tiles of 32 px, enlarged 2x, 4 frames
+    assert "(preview.gif)" in (folder / "README.md").read_text()
