@@ -65,3 +65,26 @@ def test_every_recipe_parses_its_flags(monkeypatch, capsys):
             module.main()
         assert exit_info.value.code == 0, script.name
         assert "--" in capsys.readouterr().out
+
+
+def test_paper_configs_parse_with_their_recipes():
+    import importlib.util
+
+    from hf_vdd.cli import DataArgs, OutputArgs, parse_args
+    from hf_vdd.distillers import DAViDConfig, DMConfig, IDTDConfig, RealismConfig
+
+    configs = sorted((REPO / "recipes" / "configs").glob("*/*_ipc*.yaml"))
+    assert len(configs) == 16  # dm, idtd, david, realism x miniucf, hmdb51 x IPC 1, 5
+    for path in configs:
+        method = path.parent.name
+        spec = importlib.util.spec_from_file_location(f"recipe_{method}", REPO / "recipes" / f"{method}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        extra = {"dm": (), "idtd": (module.__dict__.get("IDTDArgs"),), "david": (module.__dict__.get("DAViDArgs"),),
+                 "realism": (module.__dict__.get("RealismEvalArgs"),)}[method]
+        config_class = {"dm": DMConfig, "idtd": IDTDConfig, "david": DAViDConfig, "realism": RealismConfig}[method]
+        parsed = parse_args(DataArgs, OutputArgs, *extra, config_class, argv=["--config", str(path)])
+        data, out, config = parsed[0], parsed[1], parsed[-1]
+        assert (data.frame_size, data.num_frames, out.eval_runs, out.protocol) == (112, 16, 5, method if method != "dm"
+                                                                                   else "vdsd")
+        assert config.ipc == int(path.stem[-1])
