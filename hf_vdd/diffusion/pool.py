@@ -119,8 +119,9 @@ def load_class_embeddings(folder: str | os.PathLike | None) -> tuple[list[str], 
 
 @torch.no_grad()
 def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
-    """`(N, L, D)` text-encoder states of `prompts` (what Latte's cross-attention sees)."""
-    emb, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=torch.device("cpu"),
+    """`(N, L, D)` text-encoder states of `prompts` (what Latte's cross-attention sees), on the text encoder's
+    device."""
+    emb, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=pipe.text_encoder.device,
                                 clean_caption=False)
     return emb
 
