@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import time
@@ -142,9 +143,15 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, seeds: torch.Tensor | None) -> torch.Tensor:
-    if seeds is not None and "sample_seeds" in inspect.signature(_unwrap(model).forward).parameters:
+    if seeds is not None and _takes_seeds(type(_unwrap(model))):
         return model(x, sample_seeds=seeds)
     return model(x)
+
+
+@functools.cache
+def _takes_seeds(model_class: type) -> bool:
+    """Whether a student's `forward` takes per-sample seeds (looked up once per class, not every step)."""
+    return "sample_seeds" in inspect.signature(model_class.forward).parameters
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -31,12 +31,12 @@ from hf_vdd.benchmark import (
     save_results_repo,
     update_readme,
 )
-from hf_vdd.cli import parse_args, run_main
+from hf_vdd.cli import DataArgs, parse_args, run_main
 from hf_vdd.data import load_video_dataset
 from hf_vdd.diffusion.select import check_pool_dir
 from hf_vdd.hub import check_push_settings, push_folder
 from hf_vdd.training import make_accelerator, protocol_config
-from hf_vdd.utils import check_output_dir, shared_data_dir
+from hf_vdd.utils import check_output_dir
 
 
 @dataclass
@@ -89,7 +89,7 @@ def main():
     check_push_settings(args.push_to_hub, args.hub_repo_id)
     # the output folder is reused across runs: new, empty, or an earlier benchmark's (it holds results/)
     check_output_dir(args.output_dir, overwrite=True, marker=("results/results.json", "results.json"),
-                     protect=[shared_data_dir(), *[d for d in args.datasets if Path(d).exists()]])
+                     protect=[folder for d in args.datasets for folder in DataArgs(dataset=d).input_folders()])
     if args.pool_dir:
         for dataset in args.datasets:
             check_pool_dir(args.pool_dir, load_video_dataset(dataset, "train").class_names)

@@ -308,7 +308,6 @@ class VSTUNetSelector(_PoolSelector):
         t0 = time.perf_counter()
         z = pool_latents(vae, pool.videos, self.config.batch_size)
         latents = {c: z[torch.as_tensor(idx)] for c, idx in pool.indices_per_class().items()}
-        self.shape = tuple(pool.videos.shape[1::3])  # (T, H)
         if getattr(self, "pretrained", False):  # from_pretrained: select with the saved model, no training
             self.extra_stats = {"latent_seconds": time.perf_counter() - t0, "pretrained": True}
             return latents

@@ -289,7 +289,7 @@ class DAViDDistiller(DMDistiller):
         shared_q = q[SHARED].tolist() if cfg.policy == "shared" and search else None
         self.chosen = {c: merged[c][1] for c in range(train_set.num_classes)}
         self.q_tables = {c: merged[c][2] or shared_q for c in range(train_set.num_classes)} if search else {}
-        self.rewards, self.acts, self.video_shape = rewards, acts, (t, train_set.frame_size)
+        self.rewards, self.acts = rewards, acts
         videos = [v for c in range(train_set.num_classes) for v in merged[c][0]]
         labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
         resolutions = {train_set.class_names[c]: r for c, r in self.chosen.items()}
