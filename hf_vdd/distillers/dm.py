@@ -77,8 +77,7 @@ class DMDistiller(Distiller):
         """DM loss of each class in `syn_pixels` at iteration `it` (real batch and augmentation from the seed)."""
         real, seeds = {}, {}
         for c in syn_pixels:
-            g = derived_generator(self.config.seed, it, c)
-            real[c] = sampler.sample(c, self.config.batch_real, g)
+            real[c], g = sampler.batch(self.config.seed, it, c, self.config.batch_real)
             seeds[c] = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength)
 

@@ -92,5 +92,6 @@ class ClassParallelEngine:
         self.bar.close()
         return {"distill_seconds": time.perf_counter() - self.start_time, "loss_curve": self.losses,
                 "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
+                "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "num_processes": self.world}

@@ -186,8 +186,7 @@ class IDTDDistiller(Distiller):
     # ---- one class, one iteration ----------------------------------------------------------------------------
     def class_loss(self, net, sampler, c: int, it: int) -> tuple[torch.Tensor, dict]:
         cfg, gen = self.config, self.generator
-        g = derived_generator(cfg.seed, it, c)
-        real = sampler.sample(c, cfg.batch_real, g)                    # pixel space (B, T, C, S, S)
+        real, g = sampler.batch(cfg.seed, it, c, cfg.batch_real)       # pixel space (B, T, C, S, S)
         aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         v, d = gen(c)
         m, k, seg = d.shape[:3]

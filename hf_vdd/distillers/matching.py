@@ -100,6 +100,12 @@ class ClassSampler:
         pick = idx[torch.randperm(len(idx), generator=generator)[: min(n, len(idx))].numpy()]
         return self.train_set.stack(pick, train=True, generator=generator)
 
+    def batch(self, seed: int, it: int, c: int, n: int) -> tuple[torch.Tensor, torch.Generator]:
+        """The real batch of class `c` at iteration `it` (`sample` with `derived_generator(seed, it, c)`) and that
+        generator, advanced past the draws of the batch (the caller draws its augmentation from it)."""
+        g = derived_generator(seed, it, c)
+        return self.sample(c, n, g), g
+
 
 def split_classes(num_classes: int, num_processes: int, process_index: int) -> list[int]:
     """Contiguous block of class ids for one process (same split as `Accelerator.split_between_processes`)."""
