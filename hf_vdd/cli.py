@@ -9,11 +9,13 @@ exit status 2. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import torch
 import yaml
 from transformers import HfArgumentParser
 
@@ -23,12 +25,32 @@ from .utils import HfVddError, check_output_dir, configure_logging, configure_th
 
 USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
 
+@dataclass
+class RuntimeArgs:
+    """How every recipe runs, whatever its method (added to each recipe's flags by `parse_args`)."""
+
+    mixed_precision: str | None = field(default=None, metadata={
+        "choices": ("no", "bf16", "fp16"),
+        "help": "Autocast embeddings, teachers and generation in bf16/fp16 (synthetic pixels, losses and optimiser "
+                "state stay fp32). Default: `accelerate launch --mixed_precision`'s setting, else no."})
+
+    def apply(self) -> None:
+        """Check the request and hand it to Accelerate (every `Accelerator()` of the run reads it)."""
+        if self.mixed_precision is None:
+            return
+        if self.mixed_precision == "fp16" and not torch.cuda.is_available():
+            raise HfVddError("--mixed_precision fp16 needs a CUDA GPU; use bf16 on the CPU (or no).")
+        os.environ["ACCELERATE_MIXED_PRECISION"] = self.mixed_precision
+
+
 def parse_args(*dataclass_types, argv: list[str] | None = None):
     """Parse dataclasses from the command line; `--config file.yaml` supplies defaults that flags override.
 
-    Every model a field names (`MODEL_FIELDS`) is checked to exist (local folder, or Hub id when online / in the
-    cache when offline) before the recipe starts its work."""
+    Every recipe also takes `RuntimeArgs` (`--mixed_precision`), applied here. Every model a field names
+    (`MODEL_FIELDS`) is checked to exist (local folder, or Hub id when online / in the cache when offline) before
+    the recipe starts its work."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    dataclass_types = (*dataclass_types, RuntimeArgs)
     parser = HfArgumentParser(dataclass_types)
     if "--config" in argv:
         i = argv.index("--config")
@@ -53,7 +75,8 @@ def parse_args(*dataclass_types, argv: list[str] | None = None):
             parser.error(f"unknown keys in {path}: {unknown}")
         parser.set_defaults(**values)
         del argv[i:i + 2]
-    parsed = parser.parse_args_into_dataclasses(args=argv)
+    *parsed, runtime_args = parser.parse_args_into_dataclasses(args=argv)
+    runtime_args.apply()
     check_models(*parsed)
     return parsed
 

@@ -10,6 +10,7 @@ Every method takes pixel-space videos `(N, T, C, H, W)` in [0, 1]; normalisation
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +42,15 @@ class Teacher(nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.num_frames, self.frame_size, self.source = num_frames, frame_size, source
+        self.autocast = contextlib.nullcontext
+
+    def on(self, accelerator=None) -> Teacher:
+        """Move the teacher to `accelerator.device` and run its forwards under the accelerator's mixed-precision
+        autocast (outputs stay fp32); without an accelerator, unchanged. Returns `self`."""
+        if accelerator is not None:
+            self.to(accelerator.device)
+            self.autocast = accelerator.autocast
+        return self
 
     def _fit(self, videos: torch.Tensor) -> torch.Tensor:
         """Resample `(N, T, C, H, W)` videos to the teacher's input shape (nearest in time, bilinear in space)."""
@@ -57,9 +67,14 @@ class Teacher(nn.Module):
         return normalize(videos.float())
 
     def _batched(self, fn, videos: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """`fn` of `videos` in batches on the teacher's device, fp32 on the CPU."""
         device = next(self.model.parameters()).device
-        return torch.cat([fn(self._fit(videos[i:i + batch_size]).to(device)).float().cpu()
-                          for i in range(0, len(videos), batch_size)])
+        out = []
+        for i in range(0, len(videos), batch_size):
+            x = self._fit(videos[i:i + batch_size].to(device, non_blocking=True))
+            with self.autocast():
+                out.append(fn(x).float().cpu())
+        return torch.cat(out)
 
     def logits(self, videos: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """`(N, K)` logits of pixel-space videos."""
@@ -72,7 +87,8 @@ class Teacher(nn.Module):
     def features(self, videos: torch.Tensor, batch_size: int = 64, grad: bool = False) -> torch.Tensor:
         """`(N, D)` penultimate features (`embed`). With `grad=True` one differentiable batch is returned."""
         if grad:
-            return self.model.embed(self._fit(videos))
+            with self.autocast():
+                return self.model.embed(self._fit(videos)).float()
         with torch.no_grad():
             return self._batched(self.model.embed, videos, batch_size)
 

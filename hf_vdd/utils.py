@@ -10,7 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +285,11 @@ def seeded_dropout(x: torch.Tensor, p: float, seeds: torch.Tensor) -> torch.Tens
     idx = torch.arange(x[0].numel(), device=x.device, dtype=torch.int64)
     u = hash32(hash32(seeds.to(x.device).long()[:, None]) ^ idx[None, :]).to(torch.float64) / 2.0**32
     return x * (u >= p).view_as(x).to(x.dtype) / (1.0 - p)
+
+
+def runtime(accelerator=None) -> tuple[torch.device, Callable]:
+    """`(device, autocast)` of `accelerator`: where tensors and modules go, and a factory of its mixed-precision
+    autocast context (`with autocast(): ...`). Without an accelerator: the CPU and a no-op."""
+    if accelerator is None:
+        return torch.device("cpu"), contextlib.nullcontext
+    return accelerator.device, accelerator.autocast

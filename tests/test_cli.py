@@ -1,6 +1,7 @@
 """Recipes refuse bad input before any work, never destroy a user's folder, and say what they wrote."""
 
 import json
+import os
 import shutil
 import time
 
@@ -113,6 +114,20 @@ def test_bad_flag_values_are_refused_when_parsed(capsys):
         parse_args(DMConfig, argv=["--iterations", "-1"])
     with pytest.raises(ValueError, match="init must be one of"):  # the same check for library users
         DMConfig(init="zeros")
+
+
+def test_mixed_precision_flag_is_checked_and_handed_to_accelerate(monkeypatch, capsys):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # restored after the test
+    parse_args(DMConfig, argv=["--mixed_precision", "bf16"])
+    assert os.environ["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    parse_args(DMConfig, argv=[])  # not given: accelerate launch's setting stays
+    assert os.environ["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    with pytest.raises(SystemExit):
+        parse_args(DMConfig, argv=["--mixed_precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fp16 needs a CUDA GPU; use bf16"):
+            parse_args(DMConfig, argv=["--mixed_precision", "fp16"])
 
 
 def _fake_set(names, folder, n_per_class=1):

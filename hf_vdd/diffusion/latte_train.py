@@ -152,8 +152,9 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         vae_curve = _train_vae(pipe.vae, loader, config, accelerator, show)
         if ckpt_root is not None and config.checkpointing_steps and accelerator.is_main_process:
             pipe.vae.save_pretrained(str(ckpt_root / "vae"))
-    vae = pipe.vae.eval().requires_grad_(False)
-    pipe.text_encoder.requires_grad_(False)
+    device = accelerator.device
+    vae = pipe.vae.eval().requires_grad_(False).to(device)
+    pipe.text_encoder.requires_grad_(False).to(device)  # prompt states are made on the device
     # 2. conditioning: per-class prompt states (+ learned copies) and the empty prompt
     names = train_set.class_names
     prompt_states = encode_prompts(pipe, [config.prompt_template.format(c) for c in names])  # (C, L, D)
@@ -180,13 +181,14 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         except StopIteration:
             it = iter(loader)
             x, y = next(it)[:2]
-        with torch.no_grad():
-            z = _latents(vae, x, gen)
-        noise = torch.randn(z.shape, generator=gen)
-        t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen)
+        with torch.no_grad(), accelerator.autocast():
+            z = _latents(vae, x, gen).float()
+        # draws from the CPU generator (the same numbers on every device), then moved
+        noise = torch.randn(z.shape, generator=gen).to(device)
+        t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen).to(device)
         noisy = sched.add_noise(z, noise, t)
-        emb = holder[0][y]
-        drop = torch.rand(len(y), generator=gen) < config.caption_dropout
+        emb = holder[0][y.to(device)]
+        drop = (torch.rand(len(y), generator=gen) < config.caption_dropout).to(device)
         emb = torch.where(drop[:, None, None], empty.expand_as(emb), emb)
         pred = transformer(noisy, timestep=t, encoder_hidden_states=emb, return_dict=False)[0]
         loss = F.mse_loss(pred.chunk(2, dim=1)[0], noise)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
-from ..utils import progress
+from ..utils import progress, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _generate_shard(pipe, c: int, s: int, class_names: list[str], config: PoolCo
         video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, negative_prompt=None, **kwargs).frames
     else:
         video = pipe(prompt=[prompt] * len(idx), **kwargs).frames
-    video = (video.clamp(0, 1) * 255).round().to(torch.uint8)  # (n, T, C, H, W)
+    video = (video.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (n, T, C, H, W)
     return {"video": video.numpy(), "label": [c] * len(idx), "index": idx, "seed": seeds,
             "prompt": [prompt if class_embeds is None else f"<learned:{class_names[c]}>"] * len(idx)}
 
@@ -245,6 +245,9 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
         accelerator.wait_for_everyone()
     (pool_dir / "data").mkdir(parents=True, exist_ok=True)
     pipe.set_progress_bar_config(disable=True)
+    device, autocast = runtime(accelerator)
+    pipe.to(device)  # one model load per process; the CPU generators of the seeds keep videos device-independent
+    class_embeds = class_embeds.to(device) if class_embeds is not None else None
     todo = [cs for cs in _shards(len(class_names), config) if not _shard_file(pool_dir, *cs).is_file()]
     if accelerator is not None:  # every process lists the missing shards before any of them writes one
         accelerator.wait_for_everyone()
@@ -254,7 +257,8 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     bar = progress(total=len(mine), desc=f"generate pool (process {rank})", unit="shard",
                disable=not (show_progress and (accelerator is None or accelerator.is_local_main_process)))
     for c, s in mine:
-        rows = _generate_shard(pipe, c, s, class_names, config, class_embeds)
+        with autocast():
+            rows = _generate_shard(pipe, c, s, class_names, config, class_embeds)
         target = _shard_file(pool_dir, c, s)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(tmp))

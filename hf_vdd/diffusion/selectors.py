@@ -15,6 +15,7 @@ process returns the same output.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from ..data.distilled import DistillationOutput
 from ..distillers.base import Distiller, DistillerConfig, register_distiller
-from ..utils import progress
+from ..utils import progress, runtime
 from .pool import VideoPool
 
 
@@ -62,6 +63,7 @@ class _PoolSelector(Distiller):
         self.video_shape = (int(pool.videos.shape[1]), int(pool.videos.shape[-1]))
         start = time.perf_counter()
         is_main = accelerator is None or accelerator.is_main_process
+        self.device, self.autocast = runtime(accelerator)  # where prepare() runs its encoders and models
         chosen, extra = [], {}
         # 2. whole-pool work, then per-class picks (main process; the result is broadcast)
         if is_main:
@@ -107,9 +109,10 @@ def _require_encoder(config: SelectorConfig, method: str) -> str:
     return config.encoder
 
 
-def videomae_embeddings(encoder: str, videos: torch.Tensor, batch_size: int = 32,
-                        show: bool = False) -> np.ndarray:
-    """`(N, D)` mean-pooled last hidden states of `VideoMAEModel.from_pretrained(encoder)` for uint8 videos."""
+def videomae_embeddings(encoder: str, videos: torch.Tensor, batch_size: int = 32, show: bool = False,
+                        device: torch.device | str = "cpu", autocast=contextlib.nullcontext) -> np.ndarray:
+    """`(N, D)` mean-pooled last hidden states of `VideoMAEModel.from_pretrained(encoder)` for uint8 videos,
+    computed on `device` under `autocast()`, returned in fp32."""
     from transformers import VideoMAEModel
     from transformers.utils import logging as hf_logging
 
@@ -126,12 +129,12 @@ def videomae_embeddings(encoder: str, videos: torch.Tensor, batch_size: int = 32
                          f"machine.") from err
     finally:
         hf_logging.set_verbosity(verbosity)
-    fitter = Teacher(model, model.config.num_frames, model.config.image_size, source=encoder)
+    fitter = Teacher(model, model.config.num_frames, model.config.image_size, source=encoder).to(device)
     feats = []
     for i in progress(range(0, len(videos), batch_size), desc="VideoMAE embeddings", disable=not show, leave=False):
-        x = fitter._fit(videos[i:i + batch_size].float() / 255.0)
-        with torch.no_grad():
-            feats.append(model(pixel_values=x).last_hidden_state.mean(1).numpy())
+        x = fitter._fit(videos[i:i + batch_size].to(device).float() / 255.0)
+        with torch.inference_mode(), autocast():
+            feats.append(model(pixel_values=x).last_hidden_state.float().mean(1).cpu().numpy())
     return np.concatenate(feats)
 
 
@@ -151,7 +154,8 @@ class TACDTSelector(_PoolSelector):
     config_class = TACDTConfig
 
     def prepare(self, pool, show):
-        return videomae_embeddings(_require_encoder(self.config, "TAC-DT"), pool.videos, self.config.batch_size, show)
+        return videomae_embeddings(_require_encoder(self.config, "TAC-DT"), pool.videos, self.config.batch_size, show,
+                                   self.device, self.autocast)
 
     def select_class(self, pool, idx, c, feats):
         from sklearn.cluster import Birch
@@ -208,7 +212,8 @@ class MAEScoreSelector(_PoolSelector):
         if cfg.get("model_type") != "videomae" or len(labels) != pool.num_classes:
             raise ValueError(f"MAE-Score needs a VideoMAE video classifier over the pool's {pool.num_classes} "
                              f"classes; '{encoder}' has model_type={cfg.get('model_type')!r}, {len(labels)} labels.")
-        teacher = load_teacher(str(folder), pool)
+        teacher = load_teacher(str(folder), pool).to(self.device)
+        teacher.autocast = self.autocast
         return teacher.probs(pool.videos.float() / 255.0, self.config.batch_size)
 
     def select_class(self, pool, idx, c, probs):
@@ -229,8 +234,10 @@ class VSTUNetConfig(SelectorConfig):
     embed_dim: int = field(default=64, metadata={"help": "Embedding size."})
 
 
-def pool_latents(vae_id: str, videos: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """`(N, T, 4, h, w)` scaled posterior means of uint8 `(N, T, C, H, W)` videos under an AutoencoderKL."""
+def pool_latents(vae_id: str, videos: torch.Tensor, batch_size: int = 32, device: torch.device | str = "cpu",
+                 autocast=contextlib.nullcontext) -> torch.Tensor:
+    """`(N, T, 4, h, w)` scaled posterior means of uint8 `(N, T, C, H, W)` videos under an AutoencoderKL (encoded
+    on `device` under `autocast()`; fp32 on `device`)."""
     from diffusers import AutoencoderKL
 
     from ..hub import resolve_folder
@@ -238,16 +245,17 @@ def pool_latents(vae_id: str, videos: torch.Tensor, batch_size: int = 32) -> tor
     folder = resolve_folder(vae_id, "AutoencoderKL")
     sub = "vae" if (folder / "vae" / "config.json").is_file() else None
     try:
-        vae = AutoencoderKL.from_pretrained(str(folder), subfolder=sub).eval()
+        vae = AutoencoderKL.from_pretrained(str(folder), subfolder=sub).eval().to(device)
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"Could not load an AutoencoderKL from '{vae_id}': {str(err).splitlines()[0][:200]}. Pass "
                          f"a Latte pipeline folder or a VAE folder written by save_pretrained.") from err
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(0, len(videos), batch_size):
-            v = videos[i:i + batch_size].float() / 255.0
-            z = vae.encode(v.flatten(0, 1) * 2 - 1).latent_dist.mean * vae.config.scaling_factor
-            out.append(z.reshape(*v.shape[:2], *z.shape[1:]))
+            v = videos[i:i + batch_size].to(device).float() / 255.0
+            with autocast():
+                z = vae.encode(v.flatten(0, 1) * 2 - 1).latent_dist.mean.float() * vae.config.scaling_factor
+            out.append(z.reshape(*v.shape[:2], *z.shape[1:]).clone())
     return torch.cat(out)
 
 
@@ -270,14 +278,16 @@ class VSTUNetSelector(_PoolSelector):
         return d, r
 
     def fit(self, latents: dict[int, torch.Tensor], num_classes: int, show: bool = False) -> list[float]:
-        """Train a fresh VST-UNet on `{class: (N_c, T, 4, h, w)}`; returns the mean loss per epoch."""
+        """Train a fresh VST-UNet on `{class: (N_c, T, 4, h, w)}` on the latents' device (forwards under the
+        selector's autocast); returns the mean loss per epoch."""
         from ..models.vst_unet import VSTUNet, selection_losses
 
         cfg = self.config
         torch.manual_seed(cfg.seed)
         first = next(iter(latents.values()))
         self.model = VSTUNet(in_channels=first.shape[2], num_classes=num_classes, base_channels=cfg.base_channels,
-                             embed_dim=cfg.embed_dim)
+                             embed_dim=cfg.embed_dim).to(first.device)
+        autocast = getattr(self, "autocast", contextlib.nullcontext)
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         lam_d, lam_r = self.lambdas
         rng, curve = np.random.default_rng(cfg.seed), []
@@ -286,18 +296,20 @@ class VSTUNetSelector(_PoolSelector):
             # Algorithm 1: every class's loss in an epoch; one step per epoch (every class in each step, so the CE
             # head is not pulled towards the last class seen)
             opt.zero_grad()
-            total = 0.0
+            total = torch.zeros((), dtype=torch.float64, device=first.device)  # as a Python float sum would
             for c in rng.permutation(sorted(latents)):
-                probs, emb, logits = self.model(latents[int(c)])
+                with autocast():
+                    probs, emb, logits = self.model(latents[int(c)])
+                probs, emb, logits = probs.float(), emb.float(), logits.float()
                 # rewards on the CE-shaped embeddings, as fixed features (Zhou et al. 2018): L_div / L_rep train
                 # the selection probabilities; letting them move the embeddings too collapses/oscillates them
                 _, div, rep = selection_losses(probs, emb.detach(), cfg.ipc)
-                ce = F.cross_entropy(logits, torch.full((len(probs),), int(c)))
+                ce = F.cross_entropy(logits, torch.full((len(probs),), int(c), device=logits.device))
                 loss = (ce + lam_d * div + lam_r * rep) / len(latents)
                 loss.backward()
-                total += loss.item()
+                total += loss.detach().double()
             opt.step()
-            curve.append(total)
+            curve.append(float(total))
         self.model.eval()
         return curve
 
@@ -306,7 +318,7 @@ class VSTUNetSelector(_PoolSelector):
         if not vae or vae == "unknown":
             raise ValueError("VST-UNet needs the pool's VAE: pass --vae <Latte pipeline or VAE folder>.")
         t0 = time.perf_counter()
-        z = pool_latents(vae, pool.videos, self.config.batch_size)
+        z = pool_latents(vae, pool.videos, self.config.batch_size, self.device, self.autocast)
         latents = {c: z[torch.as_tensor(idx)] for c, idx in pool.indices_per_class().items()}
         if getattr(self, "pretrained", False):  # from_pretrained: select with the saved model, no training
             self.extra_stats = {"latent_seconds": time.perf_counter() - t0, "pretrained": True}
@@ -318,8 +330,9 @@ class VSTUNetSelector(_PoolSelector):
 
     @torch.no_grad()
     def select_class(self, pool, idx, c, latents):
-        probs = self.model(latents[c])[0]
-        return probs.topk(self.config.ipc).indices.numpy()
+        self.model.to(latents[c].device)
+        probs = self.model(latents[c])[0].float()
+        return probs.topk(self.config.ipc).indices.cpu().numpy()
 
     parts = "`vst_unet/`: the trained VST-UNet (PyTorchModelHubMixin: config.json + safetensors)"
 

@@ -7,6 +7,7 @@ ConvNet3D). Selected clips are stored as uint8 frames `(T, C, H, W)` with their 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -35,21 +36,25 @@ class _CoresetDistiller(Distiller):
 
     needs_features = True
 
-    @torch.no_grad()
-    def embed(self, train_set: VideoClassificationSet, show_progress: bool = True) -> np.ndarray:
-        """`(N, D)` features of every training clip (centre clip, normalised input)."""
+    @torch.inference_mode()
+    def embed(self, train_set: VideoClassificationSet, show_progress: bool = True, accelerator=None) -> np.ndarray:
+        """`(N, D)` features of every training clip (centre clip, normalised input), computed on
+        `accelerator.device` under its mixed-precision autocast, returned in fp32."""
         torch.manual_seed(self.config.seed)
         if self.config.feature_model:
             net = ConvNet3D.from_pretrained(self.config.feature_model)
         else:
             net = ConvNet3D(num_classes=train_set.num_classes)
-        net.eval()
+        device = accelerator.device if accelerator is not None else torch.device("cpu")
+        autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+        net.eval().to(device)
         feats = []
         order = np.arange(len(train_set))
         for start in progress(range(0, len(order), self.config.batch_size), desc=f"{self.name}: features",
                           disable=not show_progress, leave=False):
-            x = train_set.stack(order[start:start + self.config.batch_size], train=False)
-            feats.append(net.embed(normalize(x)).numpy())
+            x = train_set.stack(order[start:start + self.config.batch_size], train=False).to(device)
+            with autocast():
+                feats.append(net.embed(normalize(x)).float().cpu().numpy())
         return np.concatenate(feats)
 
     def __call__(self, train_set: VideoClassificationSet, accelerator=None) -> DistillationOutput:
@@ -60,7 +65,7 @@ class _CoresetDistiller(Distiller):
         show = accelerator is None or accelerator.is_local_main_process
         rng = np.random.default_rng(self.config.seed)
         # 2. features (Herding, K-Center)
-        features = self.embed(train_set, show) if self.needs_features else None
+        features = self.embed(train_set, show, accelerator) if self.needs_features else None
         # 3. per-class selection
         chosen = []
         for idx in train_set.indices_per_class().values():

@@ -26,6 +26,7 @@ classes, rewarded by the mean over classes) or `fixed_resolution=A` (no search).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -137,8 +138,10 @@ class DAViDDistiller(DMDistiller):
         return torch.div(torch.arange(resolution) * num_frames, resolution, rounding_mode="floor")
 
     # ---- pieces --------------------------------------------------------------------------------------------------
-    def _init(self, train_set, sampler: ClassSampler, c: int, resolution: int, key: int, init: str) -> torch.Tensor:
-        """`(ipc, resolution, C, S, S)` leaf in normalised space, from noise or sub-sampled real clips."""
+    def _init(self, train_set, sampler: ClassSampler, c: int, resolution: int, key: int, init: str,
+              device=None) -> torch.Tensor:
+        """`(ipc, resolution, C, S, S)` leaf in normalised space on `device`, from noise or sub-sampled real clips
+        (drawn on the CPU)."""
         g = derived_generator(self.config.seed, POLICY_STREAM, key, c)
         s = train_set.frame_size
         if init == "noise":
@@ -150,7 +153,7 @@ class DAViDDistiller(DMDistiller):
             x = clips[:, self._frames(clips.shape[1], resolution)]
         else:
             raise ValueError(f"init must be 'real' or 'noise', got '{init}'.")
-        return x.clone().requires_grad_(True)
+        return (x if device is None else x.to(device)).clone().requires_grad_(True)
 
     def _real_features(self, train_set, teacher: Teacher, classes: list[int]) -> dict[int, torch.Tensor]:
         """Class-mean teacher features of every real training clip (centred window)."""
@@ -174,7 +177,8 @@ class DAViDDistiller(DMDistiller):
             return int(best[torch.randint(len(best), (1,), generator=g)])
         return int(torch.randint(len(row), (1,), generator=g))
 
-    def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar=None) -> float:
+    def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar=None,
+                autocast=contextlib.nullcontext) -> float:
         t = train_set.num_frames
 
         def expand(c: int, x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +189,8 @@ class DAViDDistiller(DMDistiller):
 
         total = torch.zeros(())
         for it in iterations:
-            total = self.step(sampler, offset + it, syn, momentum, train_set.num_classes, expand=expand)
+            total = self.step(sampler, offset + it, syn, momentum, train_set.num_classes, expand=expand,
+                              autocast=autocast)
             if bar is not None:
                 bar.update(1)
         return float(total)
@@ -239,8 +244,9 @@ class DAViDDistiller(DMDistiller):
         teacher, real_mean = None, {}
         policy_seconds = 0.0
         if search and phase == "policy":
-            teacher = self.teacher or load_teacher(cfg.teacher, train_set, TrainConfig(steps=cfg.teacher_steps),
-                                                   cfg.teacher_cache_dir, accelerator=accelerator, show_progress=show)
+            teacher = (self.teacher or load_teacher(cfg.teacher, train_set, TrainConfig(steps=cfg.teacher_steps),
+                                                    cfg.teacher_cache_dir, accelerator=accelerator,
+                                                    show_progress=show)).on(accelerator)
             real_mean = self._real_features(train_set, teacher, classes)
             p0 = time.perf_counter()
             # 2. temporal policy learning: epsilon-greedy action, early-stage DM from noise, teacher reward, Q update
@@ -248,10 +254,11 @@ class DAViDDistiller(DMDistiller):
                 action = {k: self.take_action(q[k], state[k], derived_generator(cfg.seed, POLICY_STREAM, step, k))
                           for k in keys}
                 res = {c: acts[action[c if cfg.policy == "per_class" else SHARED]] for c in classes}
-                syn = {c: self._init(train_set, sampler, c, res[c], step, cfg.policy_init) for c in classes}
+                syn = {c: self._init(train_set, sampler, c, res[c], step, cfg.policy_init, engine.device)
+                       for c in classes}
                 momentum = {}
                 self._run_dm(train_set, sampler, syn, momentum, res, range(n_early),
-                             POLICY_ITERATIONS + step * n_early, bar)
+                             POLICY_ITERATIONS + step * n_early, bar, engine.autocast)
                 r = {c: self.reward(teacher, syn[c], res[c], t, real_mean[c]) for c in classes}
                 for k in keys:
                     reward = r[k] if cfg.policy == "per_class" else sum(r.values()) / len(r)
@@ -274,12 +281,13 @@ class DAViDDistiller(DMDistiller):
         if not syn or step0 == 0:
             # the same clips (or noise) and, below, the same iterations as DMDistiller: with every class at T
             # frames the result is DM's, so the comparison isolates the per-class resolution
-            full = self.init_synthetic(train_set, classes)
+            full = self.init_synthetic(train_set, classes, engine.device)
             syn = {c: full[c].detach()[:, self._frames(t, res[c])].clone().requires_grad_(True) for c in classes}
             momentum = {}
         d0 = time.perf_counter()
         engine.loop(range(step0, cfg.iterations),
-                    step=lambda it: self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), 0),
+                    step=lambda it: self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), 0,
+                                                 autocast=engine.autocast),
                     state=lambda done: snapshot(done, "final"), checkpoint_index=lambda done: 1_000_000 + done)
         final_seconds = time.perf_counter() - d0
         # 4. gather; each class keeps its own number of frames

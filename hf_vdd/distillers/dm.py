@@ -7,17 +7,18 @@ the same seed, because every random draw is derived from `(seed, iteration, clas
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
 from ..data.decoding import denormalize, normalize
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .engine import ClassParallelEngine
+from .engine import ClassParallelEngine, to_cpu
 from .matching import (
     ClassSampler,
     derived_generator,
-    dm_losses,
+    dm_loss,
     fresh_embedder,
     gather_classes,
 )
@@ -55,8 +56,8 @@ class DMDistiller(Distiller):
     config_class = DMConfig
 
     # ---- pieces reused by IDTD / DAViD --------------------------------------------------------------------
-    def init_synthetic(self, train_set, classes: list[int]) -> dict[int, torch.Tensor]:
-        """`{class: (ipc, T, C, S, S)}` leaf tensors in *normalised* space."""
+    def init_synthetic(self, train_set, classes: list[int], device=None) -> dict[int, torch.Tensor]:
+        """`{class: (ipc, T, C, S, S)}` leaf tensors in *normalised* space (drawn on the CPU, then on `device`)."""
         syn = {}
         by_class = train_set.indices_per_class() if self.config.init == "real" else None
         for c in classes:
@@ -70,41 +71,49 @@ class DMDistiller(Distiller):
                 x = torch.randn(self.config.ipc, t, 3, s, s, generator=g)
             else:
                 raise ValueError(f"init must be 'real' or 'noise', got '{self.config.init}'.")
-            syn[c] = x.clone().requires_grad_(True)
+            syn[c] = x.to(device).requires_grad_(True) if device is not None else x.clone().requires_grad_(True)
         return syn
 
+    def class_loss(self, net, sampler: ClassSampler, it: int, c: int, syn_pixels: torch.Tensor,
+                   autocast=contextlib.nullcontext) -> torch.Tensor:
+        """DM loss of class `c` at iteration `it` (real batch and augmentation drawn from `(seed, it, c)`), on the
+        device of `syn_pixels`."""
+        real, g = sampler.batch(self.config.seed, it, c, self.config.batch_real)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        return dm_loss(net, real.to(syn_pixels.device, non_blocking=True), syn_pixels, seed,
+                       self.config.augment_strength, autocast)
+
     def class_losses(self, net, sampler: ClassSampler, it: int, syn_pixels: dict[int, torch.Tensor]) -> dict:
-        """DM loss of each class in `syn_pixels` at iteration `it` (real batch and augmentation from the seed)."""
-        real, seeds = {}, {}
-        for c in syn_pixels:
-            real[c], g = sampler.batch(self.config.seed, it, c, self.config.batch_real)
-            seeds[c] = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength)
+        """`class_loss` of each class in `syn_pixels`."""
+        return {c: self.class_loss(net, sampler, it, c, x) for c, x in syn_pixels.items()}
 
     def step(self, sampler: ClassSampler, it: int, syn: dict[int, torch.Tensor], momentum: dict,
-             num_classes: int, expand=None) -> torch.Tensor:
-        """One DM iteration on every class in `syn` (in place): fresh embedder, DM loss, SGD with momentum.
+             num_classes: int, expand=None, autocast=contextlib.nullcontext) -> torch.Tensor:
+        """One DM iteration on every class in `syn` (in place): fresh embedder, then class by class the DM loss and
+        SGD with momentum (the losses are separable, so each class's graph is freed before the next one's).
 
-        `syn[c]`: leaf tensor in normalised space; `expand(c, x)` maps it to the `(M, T, C, S, S)` clip the
-        embedder sees (DAViD's Temporal Partitioning); default identity. Returns the summed loss (detached).
-        """
+        `syn[c]`: leaf tensor in normalised space on the working device; `expand(c, x)` maps it to the
+        `(M, T, C, S, S)` clip the embedder sees (DAViD's Temporal Partitioning); default identity. Returns the
+        summed loss (detached, on the device)."""
         cfg = self.config
-        net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths)
-        pixels = {c: denormalize(expand(c, x) if expand else x) for c, x in syn.items()}
-        total = sum(self.class_losses(net, sampler, it, pixels).values())
-        grads = torch.autograd.grad(total, list(syn.values()))  # losses are separable by class
-        with torch.no_grad():
-            for c, grad in zip(syn, grads):
+        device = next(iter(syn.values())).device
+        net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device)
+        total = 0
+        for c, x in syn.items():
+            loss = self.class_loss(net, sampler, it, c, denormalize(expand(c, x) if expand else x), autocast)
+            (grad,) = torch.autograd.grad(loss, [x])
+            with torch.no_grad():
                 momentum[c] = grad if momentum.get(c) is None else cfg.momentum * momentum[c] + grad
-                syn[c] -= cfg.lr_img * momentum[c]
-        return total.detach()
+                x -= cfg.lr_img * momentum[c]
+            total = total + loss.detach()
+        return total
 
     # ---- main loop ----------------------------------------------------------------------------------------------
     def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
         from ..data.distilled import TensorVideoSet
         from ..training import TrainConfig, evaluate_distilled
 
-        merged = gather_classes({c: denormalize(syn[c].detach()) for c in syn}, accelerator)
+        merged = gather_classes(to_cpu({c: denormalize(syn[c].detach()) for c in syn}), accelerator)
         videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
         labels = torch.arange(train_set.num_classes).repeat_interleave(self.config.ipc)
         report = evaluate_distilled(TensorVideoSet(videos, labels), eval_set,
@@ -123,11 +132,12 @@ class DMDistiller(Distiller):
         state = engine.resume()
         if state is not None:
             start = state["iteration"]
-            syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in engine.classes}
+            syn = {c: state["classes"][c][0].clone().requires_grad_(True) for c in engine.classes}  # on the device
             momentum = {c: state["classes"][c][1] for c in engine.classes}
             engine.bar.update(start)
         else:
-            start, syn, momentum = 0, self.init_synthetic(train_set, engine.classes), {c: None for c in engine.classes}
+            start, momentum = 0, {c: None for c in engine.classes}
+            syn = self.init_synthetic(train_set, engine.classes, engine.device)
         eval_curve = []
 
         def evaluate(done: int) -> None:
@@ -137,7 +147,8 @@ class DMDistiller(Distiller):
 
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
         engine.loop(range(start, cfg.iterations),
-                    step=lambda it: self.step(sampler, it, syn, momentum, train_set.num_classes),
+                    step=lambda it: self.step(sampler, it, syn, momentum, train_set.num_classes,
+                                              autocast=engine.autocast),
                     state=lambda done: {c: (syn[c].detach(), momentum[c]) for c in engine.classes},
                     hooks=(evaluate,))
         # 4. gather every class on every process and return pixel-space videos

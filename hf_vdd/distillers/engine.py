@@ -9,7 +9,14 @@ state (`state(done) -> {class: ...}` for checkpoints); the engine does the rest,
 3. checkpoint every `checkpointing_steps` (the state of every class gathered, written atomically by the main
    process with the run it belongs to; the newest `checkpoints_total_limit` kept) and resume from one, refusing a
    checkpoint of another run (`resume()`);
-4. call evaluation hooks; gather the classes of every process at the end (`gather`).
+4. call evaluation hooks; gather the classes of every process at the end (`gather`, back on the CPU).
+
+Device and precision live here too: `engine.device` is `accelerator.device` (CPU without an accelerator), where the
+methods put their embedders, teachers, real batches and synthetic tensors; `engine.autocast()` is the accelerator's
+mixed-precision context (`--mixed_precision bf16|fp16`), entered around embeddings only, so synthetic pixels,
+losses and optimiser state stay fp32 (with `no`, the default, it does nothing: results are byte-identical).
+Random draws stay on CPU generators derived from `(seed, iteration, class)` and only their results move, so a
+CUDA run draws the same numbers as a CPU run.
 
 Checkpoints are `torch.save`d by `matching.save_checkpoint`, not `accelerator.save_state`: the state is split over
 processes (it is gathered first), the distillers hold no prepared model or optimiser whose sharding Accelerate would
@@ -19,6 +26,7 @@ need to know, and one `Accelerator` serves many distillers in a benchmark, where
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from collections.abc import Callable
@@ -38,11 +46,26 @@ class ClassParallelEngine:
         self.classes, self.world = process_classes(self.num_classes, accelerator)
         self.run = distiller.run_fingerprint(train_set)
         self.show = accelerator is None or accelerator.is_local_main_process
+        self.device = accelerator.device if accelerator is not None else torch.device("cpu")
         self.losses: list[tuple[int, float]] = []
         self.iteration_seconds: list[float] = []
         self.start_time = time.perf_counter()
         self.bar = progress(total=total if total is not None else self.config.iterations, desc=desc,
                             disable=not self.show)
+
+    def autocast(self):
+        """The accelerator's mixed-precision autocast (a no-op with `mixed_precision="no"` or no accelerator)."""
+        return self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
+
+    def to_device(self, tree):
+        """`tree` (tensors in dicts, lists and tuples) on `self.device`; other leaves unchanged."""
+        if isinstance(tree, torch.Tensor):
+            return tree.to(self.device)
+        if isinstance(tree, dict):
+            return {k: self.to_device(v) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(self.to_device(v) for v in tree)
+        return tree
 
     # ---- resume / checkpoint ---------------------------------------------------------------------------------
     def resume(self) -> dict | None:
@@ -52,12 +75,12 @@ class ClassParallelEngine:
             return None
         state = load_checkpoint(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
         self.losses = list(state["losses"])
-        return state
+        return state | {"classes": self.to_device(state["classes"])}
 
     def save(self, index: int, local_state: dict) -> None:
         """Gather every class's state and write `checkpoint-<index>` (collective: every process calls it)."""
-        save_checkpoint(self.config.checkpoint_dir, index, local_state, self.losses, self.run, self.accelerator,
-                        self.config.checkpoints_total_limit)
+        save_checkpoint(self.config.checkpoint_dir, index, to_cpu(local_state), self.losses, self.run,
+                        self.accelerator, self.config.checkpoints_total_limit)
 
     # ---- the loop --------------------------------------------------------------------------------------------
     def loop(self, iterations: range, step: Callable[[int], torch.Tensor | float],
@@ -69,12 +92,12 @@ class ClassParallelEngine:
         cfg = self.config
         for it in iterations:
             t0 = time.perf_counter()
-            total = torch.as_tensor(step(it), dtype=torch.float32).detach()
+            total = torch.as_tensor(step(it), dtype=torch.float32, device=self.device).detach()
             self.iteration_seconds.append(time.perf_counter() - t0)
             if self.accelerator is not None and self.world > 1:
                 total = self.accelerator.reduce(total, reduction="sum")
             if it % cfg.log_every == 0 or it == cfg.iterations - 1:
-                self.losses.append((it, float(total) / self.num_classes))
+                self.losses.append((it, float(total) / self.num_classes))  # the only host sync of a step
                 self.bar.set_postfix(loss=f"{self.losses[-1][1]:.4f}", refresh=False)
             self.bar.update(1)
             done = it + 1
@@ -84,8 +107,8 @@ class ClassParallelEngine:
                 hook(done)
 
     def gather(self, local: dict) -> dict:
-        """`{class: value}` of every process, on every process."""
-        return gather_classes(local, self.accelerator)
+        """`{class: value}` of every process, on every process, tensors on the CPU."""
+        return gather_classes(to_cpu(local), self.accelerator)
 
     def stats(self) -> dict:
         """Timings and the loss curve for `DistillationOutput.stats`."""
@@ -95,3 +118,14 @@ class ClassParallelEngine:
                 "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "num_processes": self.world}
+
+
+def to_cpu(tree):
+    """`tree` (tensors in dicts, lists and tuples) with every tensor detached on the CPU (to gather and save)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_cpu(v) for v in tree)
+    return tree

@@ -20,6 +20,7 @@ Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ def stochastic_temporal_augmentation(videos: torch.Tensor, generator: torch.Gene
     t = videos.shape[1]
     length = min_fraction + (1 - min_fraction) * float(torch.rand(1, generator=generator))
     start = (1 - length) * float(torch.rand(1, generator=generator))
-    pos = torch.linspace(start, start + length, t) * (t - 1)
+    pos = torch.linspace(start, start + length, t, device=videos.device) * (t - 1)
     lo = pos.floor().long().clamp(0, t - 1)
     hi = (lo + 1).clamp(max=t - 1)
     frac = (pos - lo.float()).view(1, t, 1, 1, 1)
@@ -166,8 +167,8 @@ def diversity_loss(embeddings: torch.Tensor) -> torch.Tensor:
     z = F.normalize(embeddings, dim=-1)
     sim = z @ z.transpose(1, 2)                                       # (M, K, K)
     k = sim.shape[-1]
-    off = ~torch.eye(k, dtype=torch.bool)
-    return sim[:, off].mean()
+    off = torch.tensor([i * k + j for i in range(k) for j in range(k) if i != j], device=sim.device)
+    return sim.flatten(1)[:, off].mean()  # the off-diagonal pairs (integer indices: no data-dependent shape)
 
 
 @register_distiller
@@ -184,26 +185,35 @@ class IDTDDistiller(Distiller):
         self.generator = generator
 
     # ---- one class, one iteration ----------------------------------------------------------------------------
-    def class_loss(self, net, sampler, c: int, it: int) -> tuple[torch.Tensor, dict]:
+    def class_loss(self, net, sampler, c: int, it: int,
+                   autocast=contextlib.nullcontext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """IDTD's loss of class `c` at iteration `it` and its detached parts, on the generator's device; the
+        embedder's forwards run under `autocast()` (mixed precision), the losses in fp32."""
         cfg, gen = self.config, self.generator
+        device = next(gen.parameters()).device
         real, g = sampler.batch(cfg.seed, it, c, cfg.batch_real)       # pixel space (B, T, C, S, S)
+        real = real.to(device, non_blocking=True)
         aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         v, d = gen(c)
         m, k, seg = d.shape[:3]
-        parts, total = {}, torch.zeros(())
+        parts, total = {}, torch.zeros((), device=device)
 
         def emb(x):
-            return net.embed(normalize(augment(x, torch.Generator().manual_seed(aug_seed), cfg.augment_strength)))
+            x = augment(x, torch.Generator().manual_seed(aug_seed), cfg.augment_strength)
+            with autocast():
+                return net.embed(normalize(x)).float()
 
-        with torch.no_grad():
+        with torch.inference_mode():  # the frozen real side keeps no graph
             real_mean = emb(real).mean(0)
+        real_mean = real_mean.clone()
         seg_pixels = denormalize(d.reshape(m * k, seg, *d.shape[3:]))
         if cfg.selector_matching or cfg.diversity:
             seg_emb = emb(seg_pixels)
             if cfg.selector_matching:  # L_M(D, T): segments against real windows of the same length
                 start = int(torch.randint(0, real.shape[1] - seg + 1, (1,), generator=g))
-                with torch.no_grad():
+                with torch.inference_mode():
                     real_win = emb(real[:, start:start + seg]).mean(0)
+                real_win = real_win.clone()
                 parts["match_segments"] = ((real_win - seg_emb.mean(0)) ** 2).sum()
                 total = total + parts["match_segments"]
             if cfg.diversity and k > 1:
@@ -213,7 +223,7 @@ class IDTDDistiller(Distiller):
             v_aug = stochastic_temporal_augmentation(denormalize(v), g, cfg.sta_min_fraction)
             parts["match_video"] = ((real_mean - emb(v_aug).mean(0)) ** 2).sum()
             total = total + cfg.alpha2 * parts["match_video"]
-        return total, {key: val.item() for key, val in parts.items()}
+        return total, {key: val.detach() for key, val in parts.items()}
 
     def _set_class_parameters(self, c: int, values) -> None:
         with torch.no_grad():
@@ -241,6 +251,7 @@ class IDTDDistiller(Distiller):
                 pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
                 pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
+        self.generator.to(engine.device)  # initialised on the CPU (same values everywhere), trained on the device
         if train:
             optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
             start, state = 0, engine.resume()
@@ -253,10 +264,10 @@ class IDTDDistiller(Distiller):
                 engine.bar.update(start)
 
             def step(it: int) -> torch.Tensor:  # 3. class-by-class updates, with a fresh frozen embedder
-                net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
-                total = torch.zeros(())
+                net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths, engine.device)
+                total = torch.zeros((), device=engine.device)
                 for c in classes:
-                    loss, _ = self.class_loss(net, sampler, c, it)
+                    loss, _ = self.class_loss(net, sampler, c, it, engine.autocast)
                     optimizers[c].zero_grad()
                     loss.backward()
                     optimizers[c].step()
@@ -271,6 +282,7 @@ class IDTDDistiller(Distiller):
             local = {c: (denormalize(self.generator(c)[0]), [p.detach() for p in self.generator.class_parameters(c)])
                      for c in classes}
         merged = engine.gather(local)
+        self.generator.cpu()  # every class's learned parameters, saved with `save_pretrained`
         for c, (_, params) in merged.items():
             self._set_class_parameters(c, params)
         videos = torch.cat([merged[c][0] for c in range(train_set.num_classes)])

@@ -6,6 +6,7 @@ process handles it or on how many processes there are: a class-parallel run equa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -20,15 +21,26 @@ from ..models import ConvNet3D
 from ..utils import HfVddError, atomic_folder, derived_generator
 
 
-def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128, 128)) -> ConvNet3D:
-    """A randomly initialised ConvNet3D for one DM iteration, frozen (DM samples a new network every iteration)."""
+def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128, 128),
+                   device: torch.device | str | None = None) -> ConvNet3D:
+    """A randomly initialised ConvNet3D for one DM iteration, frozen (DM samples a new network every iteration).
+
+    Initialised by the CPU generator (the same weights on every device), then moved to `device`."""
     state = torch.random.get_rng_state()
     torch.manual_seed(derived_generator(seed, iteration, 1 << 20).initial_seed())
     net = ConvNet3D(num_classes=num_classes, widths=tuple(widths)).eval()
     torch.random.set_rng_state(state)
     for p in net.parameters():
         p.requires_grad_(False)
-    return net
+    return net.to(device) if device is not None else net
+
+
+def embed_mean(net: ConvNet3D, videos: torch.Tensor, autocast=contextlib.nullcontext, frozen: bool = False):
+    """Mean embedding `(D,)` of pixel-space `videos` in fp32 (the forward under `autocast()`); `frozen=True` runs
+    it under `torch.inference_mode` (the real side: no graph is kept) and returns a normal tensor."""
+    with torch.inference_mode() if frozen else contextlib.nullcontext(), autocast():
+        mean = net.embed(normalize(videos)).float().mean(0)
+    return mean.clone() if frozen else mean
 
 
 def augment(videos: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
@@ -58,34 +70,26 @@ def augment(videos: torch.Tensor, generator: torch.Generator, strength: float = 
 
 
 def dm_loss(net: ConvNet3D, real: torch.Tensor, syn: torch.Tensor, seed: int | None = None,
-            augment_strength: float = 1.0) -> torch.Tensor:
+            augment_strength: float = 1.0, autocast=contextlib.nullcontext) -> torch.Tensor:
     """Distribution-matching loss of one class: `||mean embed(real) - mean embed(syn)||^2`.
 
     `real`: `(B, T, C, H, W)` and `syn`: `(M, T, C, H, W)`, pixel space; `seed` drives the shared augmentation.
+    The real side runs without a graph; `autocast` is the mixed-precision context of the embedder's forwards.
     """
     if seed is not None and augment_strength > 0:
         real = augment(real, torch.Generator().manual_seed(seed), augment_strength)
         syn = augment(syn, torch.Generator().manual_seed(seed), augment_strength)
-    with torch.no_grad():
-        target = net.embed(normalize(real)).mean(0)
-    return ((target - net.embed(normalize(syn)).mean(0)) ** 2).sum()
+    target = embed_mean(net, real, autocast, frozen=True)
+    return ((target - embed_mean(net, syn, autocast)) ** 2).sum()
 
 
 def dm_losses(net: ConvNet3D, real: dict[int, torch.Tensor], syn: dict[int, torch.Tensor],
-              seeds: dict[int, int] | None = None, augment_strength: float = 1.0) -> dict[int, torch.Tensor]:
-    """`dm_loss` for several classes with one forward pass for all real and one for all synthetic clips.
-
-    Same values as calling `dm_loss` class by class (each class keeps its own augmentation seed), but faster:
-    a few large convolutions instead of many small ones.
-    """
-    classes = list(syn)
-    if seeds is not None and augment_strength > 0:
-        real = {c: augment(real[c], torch.Generator().manual_seed(seeds[c]), augment_strength) for c in classes}
-        syn = {c: augment(syn[c], torch.Generator().manual_seed(seeds[c]), augment_strength) for c in classes}
-    with torch.no_grad():
-        real_emb = net.embed(normalize(torch.cat([real[c] for c in classes]))).split([len(real[c]) for c in classes])
-    syn_emb = net.embed(normalize(torch.cat([syn[c] for c in classes]))).split([len(syn[c]) for c in classes])
-    return {c: ((r.mean(0) - s.mean(0)) ** 2).sum() for c, r, s in zip(classes, real_emb, syn_emb)}
+              seeds: dict[int, int] | None = None, augment_strength: float = 1.0,
+              autocast=contextlib.nullcontext) -> dict[int, torch.Tensor]:
+    """`dm_loss` of several classes, class by class: the peak memory of an iteration is one class's real batch
+    (one huge batch of every class made glibc return and re-map its memory every iteration, 1.4-1.9x slower)."""
+    return {c: dm_loss(net, real[c], syn[c], None if seeds is None else seeds[c], augment_strength, autocast)
+            for c in syn}
 
 
 class ClassSampler:

@@ -107,7 +107,8 @@ class TransformersDetector:
     first frame, keeping detections above `threshold` whose class name is in `labels` (all when `labels` is None).
     """
 
-    def __init__(self, id_or_dir: str, labels: list[str] | None = None, threshold: float = 0.3):
+    def __init__(self, id_or_dir: str, labels: list[str] | None = None, threshold: float = 0.3,
+                 device: torch.device | str | None = None):
         from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
         try:
@@ -126,11 +127,13 @@ class TransformersDetector:
                                  f"{sorted(names.values())[:20]}.")
         self.keep = None if not labels else {i for i, n in names.items() if n in set(labels)}
         self.threshold = threshold
+        self.device = torch.device(device or "cpu")
+        self.model.to(self.device)
 
     @torch.no_grad()
     def __call__(self, frames: np.ndarray) -> list[Box]:
         h, w = frames.shape[1:3]
-        inputs = self.processor(images=frames[0], return_tensors="pt")
+        inputs = self.processor(images=frames[0], return_tensors="pt").to(self.device)
         outputs = self.model(**inputs)
         result = self.processor.post_process_object_detection(outputs, threshold=self.threshold,
                                                               target_sizes=[(h, w)])[0]
@@ -145,11 +148,13 @@ class TransformersDetector:
         return [b for _, b in sorted(boxes, key=lambda e: -e[0])]
 
 
-def load_detector(spec: str, labels: list[str] | None = None, threshold: float = 0.3, motion_frames: int = 8):
-    """`"motion"` → `MotionSaliencyDetector`; anything else → `TransformersDetector(spec)`."""
+def load_detector(spec: str, labels: list[str] | None = None, threshold: float = 0.3, motion_frames: int = 8,
+                  device: torch.device | str | None = None):
+    """`"motion"` → `MotionSaliencyDetector` (OpenCV, CPU); anything else → `TransformersDetector(spec)` on
+    `device`."""
     if spec == "motion":
         return MotionSaliencyDetector(num_frames=motion_frames)
-    return TransformersDetector(spec, labels=labels, threshold=threshold)
+    return TransformersDetector(spec, labels=labels, threshold=threshold, device=device)
 
 
 # ---- tracking and cropping ----------------------------------------------------------------------------------
@@ -284,12 +289,14 @@ class RealismDistiller(Distiller):
         span = c.track_frames or (t_out - 1) * train_set.interval + 1
 
         # 1. parts: detector and teacher
-        detector = load_detector(c.detector, c.detector_labels, c.detector_threshold, c.motion_frames)
+        device = accelerator.device if accelerator is not None else None
+        detector = load_detector(c.detector, c.detector_labels, c.detector_threshold, c.motion_frames, device)
         if teacher is None:
             torch.manual_seed(c.seed)
             teacher_config = TrainConfig(steps=c.teacher_steps, batch_size=32, seed=c.seed)
             teacher = load_teacher(c.teacher, train_set, teacher_config, c.teacher_cache, accelerator=accelerator,
                                    show_progress=show)
+        teacher = teacher.on(accelerator)
         timings["teacher_seconds"] = time.perf_counter() - start
 
         # 2. per video: detect on the first frame, choose boxes, track, crop, score

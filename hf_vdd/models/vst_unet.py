@@ -96,18 +96,19 @@ def selection_losses(probs: torch.Tensor, embeddings: torch.Tensor, k: int,
     Returns the selection mask `(N,)`, `L_div` and `L_rep`.
     """
     n = len(probs)
+    picked = probs.topk(k).indices.sort().values  # integer indices, not a boolean mask: no data-dependent shape
     mask = torch.zeros_like(probs)
-    mask[probs.topk(k).indices] = 1.0
+    mask[picked] = 1.0
     fn = F.normalize(embeddings - embeddings.mean(0, keepdim=True), dim=-1)
     if k > 1:
         w = mask + probs - probs.detach()
         cos = fn @ fn.T
-        off = 1.0 - torch.eye(n, dtype=cos.dtype)
+        off = 1.0 - torch.eye(n, dtype=cos.dtype, device=cos.device)
         div = (w[:, None] * w[None, :] * cos * off).sum() / (k * (k - 1))
     else:
         div = probs.new_zeros(())
     dist = torch.cdist(fn, fn)  # (N, N), in [0, 2]
-    hard = 1.0 - torch.exp(-dist[:, mask.bool()].min(1).values.mean())
+    hard = 1.0 - torch.exp(-dist[:, picked].min(1).values.mean())
     q = torch.softmax(torch.logit(probs.clamp(1e-6, 1 - 1e-6))[None, :] - dist / temperature, dim=1)
     soft = 1.0 - torch.exp(-(q * dist).sum(1).mean())
     rep = soft + (hard - soft).detach()
