@@ -9,6 +9,7 @@ exit status 2. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sys
@@ -34,13 +35,27 @@ class RuntimeArgs:
         "help": "Autocast embeddings, teachers and generation in bf16/fp16 (synthetic pixels, losses and optimiser "
                 "state stay fp32). Default: `accelerate launch --mixed_precision`'s setting, else no."})
 
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the matching embedders and the prepared models (Accelerate's inductor backend); "
+                "without a compiler (a C++ compiler on the CPU, triton on CUDA) a warning is printed and the run "
+                "stays eager."})
+
     def apply(self) -> None:
         """Check the request and hand it to Accelerate (every `Accelerator()` of the run reads it)."""
-        if self.mixed_precision is None:
-            return
         if self.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise HfVddError("--mixed_precision fp16 needs a CUDA GPU; use bf16 on the CPU (or no).")
-        os.environ["ACCELERATE_MIXED_PRECISION"] = self.mixed_precision
+        if self.mixed_precision is not None:
+            os.environ["ACCELERATE_MIXED_PRECISION"] = self.mixed_precision
+        if self.compile:
+            import importlib.util
+            import shutil
+
+            missing = ("triton" if torch.cuda.is_available() and importlib.util.find_spec("triton") is None else
+                       None if shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") else "a C++ compiler")
+            if missing:
+                logging.getLogger(__name__).warning(f"--compile: {missing} is not installed; running eagerly.")
+            else:
+                os.environ["ACCELERATE_DYNAMO_BACKEND"] = "INDUCTOR"
 
 
 def parse_args(*dataclass_types, argv: list[str] | None = None):

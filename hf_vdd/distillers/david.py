@@ -26,7 +26,6 @@ classes, rewarded by the mean over classes) or `fixed_resolution=A` (no search).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -178,7 +177,7 @@ class DAViDDistiller(DMDistiller):
         return int(torch.randint(len(row), (1,), generator=g))
 
     def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar=None,
-                autocast=contextlib.nullcontext) -> float:
+                engine=None) -> float:
         t = train_set.num_frames
 
         def expand(c: int, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +189,7 @@ class DAViDDistiller(DMDistiller):
         total = torch.zeros(())
         for it in iterations:
             total = self.step(sampler, offset + it, syn, momentum, train_set.num_classes, expand=expand,
-                              autocast=autocast)
+                              engine=engine)
             if bar is not None:
                 bar.update(1)
         return float(total)
@@ -258,7 +257,7 @@ class DAViDDistiller(DMDistiller):
                        for c in classes}
                 momentum = {}
                 self._run_dm(train_set, sampler, syn, momentum, res, range(n_early),
-                             POLICY_ITERATIONS + step * n_early, bar, engine.autocast)
+                             POLICY_ITERATIONS + step * n_early, bar, engine)
                 r = {c: self.reward(teacher, syn[c], res[c], t, real_mean[c]) for c in classes}
                 for k in keys:
                     reward = r[k] if cfg.policy == "per_class" else sum(r.values()) / len(r)
@@ -287,7 +286,7 @@ class DAViDDistiller(DMDistiller):
         d0 = time.perf_counter()
         engine.loop(range(step0, cfg.iterations),
                     step=lambda it: self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), 0,
-                                                 autocast=engine.autocast),
+                                                 engine=engine),
                     state=lambda done: snapshot(done, "final"), checkpoint_index=lambda done: 1_000_000 + done)
         final_seconds = time.perf_counter() - d0
         # 4. gather; each class keeps its own number of frames

@@ -88,16 +88,20 @@ class DMDistiller(Distiller):
         return {c: self.class_loss(net, sampler, it, c, x) for c, x in syn_pixels.items()}
 
     def step(self, sampler: ClassSampler, it: int, syn: dict[int, torch.Tensor], momentum: dict,
-             num_classes: int, expand=None, autocast=contextlib.nullcontext) -> torch.Tensor:
+             num_classes: int, expand=None, engine=None) -> torch.Tensor:
         """One DM iteration on every class in `syn` (in place): fresh embedder, then class by class the DM loss and
         SGD with momentum (the losses are separable, so each class's graph is freed before the next one's).
 
         `syn[c]`: leaf tensor in normalised space on the working device; `expand(c, x)` maps it to the
-        `(M, T, C, S, S)` clip the embedder sees (DAViD's Temporal Partitioning); default identity. Returns the
-        summed loss (detached, on the device)."""
+        `(M, T, C, S, S)` clip the embedder sees (DAViD's Temporal Partitioning); default identity. `engine` (a
+        `ClassParallelEngine`) supplies the embedder (compiled under `--compile`) and the mixed-precision autocast;
+        without it, a plain embedder in fp32. Returns the summed loss (detached, on the device)."""
         cfg = self.config
-        device = next(iter(syn.values())).device
-        net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device)
+        if engine is not None:
+            net, autocast = engine.embedder(cfg.seed, it, num_classes, cfg.embed_widths), engine.autocast
+        else:
+            device = next(iter(syn.values())).device
+            net, autocast = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device), contextlib.nullcontext
         total = 0
         for c, x in syn.items():
             loss = self.class_loss(net, sampler, it, c, denormalize(expand(c, x) if expand else x), autocast)
@@ -147,8 +151,7 @@ class DMDistiller(Distiller):
 
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
         engine.loop(range(start, cfg.iterations),
-                    step=lambda it: self.step(sampler, it, syn, momentum, train_set.num_classes,
-                                              autocast=engine.autocast),
+                    step=lambda it: self.step(sampler, it, syn, momentum, train_set.num_classes, engine=engine),
                     state=lambda done: {c: (syn[c].detach(), momentum[c]) for c in engine.classes},
                     hooks=(evaluate,))
         # 4. gather every class on every process and return pixel-space videos

@@ -27,6 +27,7 @@ need to know, and one `Accelerator` serves many distillers in a benchmark, where
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import time
 from collections.abc import Callable
@@ -34,7 +35,9 @@ from collections.abc import Callable
 import torch
 
 from ..utils import progress
-from .matching import gather_classes, load_checkpoint, process_classes, save_checkpoint
+from .matching import fresh_embedder, gather_classes, load_checkpoint, process_classes, save_checkpoint
+
+logger = logging.getLogger(__name__)
 
 
 class ClassParallelEngine:
@@ -47,6 +50,7 @@ class ClassParallelEngine:
         self.run = distiller.run_fingerprint(train_set)
         self.show = accelerator is None or accelerator.is_local_main_process
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
+        self._net = None  # the compiled embedder, when compiling
         self.losses: list[tuple[int, float]] = []
         self.iteration_seconds: list[float] = []
         self.start_time = time.perf_counter()
@@ -56,6 +60,28 @@ class ClassParallelEngine:
     def autocast(self):
         """The accelerator's mixed-precision autocast (a no-op with `mixed_precision="no"` or no accelerator)."""
         return self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
+
+    def embedder(self, seed: int, iteration: int, num_classes: int, widths) -> torch.nn.Module:
+        """The frozen random ConvNet3D of `iteration` (`matching.fresh_embedder`: the same weights on every device)
+        on `self.device`. When the accelerator has a dynamo backend (`--compile`, or `accelerate launch
+        --dynamo_backend`), one module is kept, its `embed` compiled once, and each iteration's weights copied in;
+        if compiling fails (no compiler), a warning is logged and the eager module is used."""
+        fresh = fresh_embedder(seed, iteration, num_classes, widths)
+        backend = self.dynamo_backend
+        if backend is None:
+            return fresh.to(self.device)
+        if self._net is None:
+            self._net = fresh.to(self.device)
+            self._net.embed = _compiled_or_eager(self._net.embed, backend)
+        else:
+            self._net.load_state_dict(fresh.state_dict())
+        return self._net
+
+    @property
+    def dynamo_backend(self) -> str | None:
+        plugin = getattr(getattr(self.accelerator, "state", None), "dynamo_plugin", None)
+        backend = getattr(getattr(plugin, "backend", None), "value", "NO")
+        return None if backend == "NO" else backend.lower()
 
     def to_device(self, tree):
         """`tree` (tensors in dicts, lists and tuples) on `self.device`; other leaves unchanged."""
@@ -129,3 +155,22 @@ def to_cpu(tree):
     if isinstance(tree, (list, tuple)):
         return type(tree)(to_cpu(v) for v in tree)
     return tree
+
+
+def _compiled_or_eager(fn: Callable, backend: str) -> Callable:
+    """`torch.compile(fn, backend=backend)`, falling back to `fn` with a warning when compiling fails (e.g. no C++
+    compiler for inductor); the fallback is decided once, at the first call."""
+    compiled = torch.compile(fn, backend=backend)
+    state = {"use": compiled}
+
+    def run(*args, **kwargs):
+        if state["use"] is compiled:
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - any backend failure: run eagerly instead
+                logger.warning(f"torch.compile (backend {backend}) failed, running eagerly: "
+                               f"{str(err).splitlines()[0][:200] if str(err) else type(err).__name__}")
+                state["use"] = fn
+        return state["use"](*args, **kwargs)
+
+    return run

@@ -37,7 +37,6 @@ from .matching import (
     ClassSampler,
     augment,
     derived_generator,
-    fresh_embedder,
 )
 
 ABLATIONS = ("full", "A", "B", "C")
@@ -264,7 +263,7 @@ class IDTDDistiller(Distiller):
                 engine.bar.update(start)
 
             def step(it: int) -> torch.Tensor:  # 3. class-by-class updates, with a fresh frozen embedder
-                net = fresh_embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths, engine.device)
+                net = engine.embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)
                 total = torch.zeros((), device=engine.device)
                 for c in classes:
                     loss, _ = self.class_loss(net, sampler, c, it, engine.autocast)

@@ -63,11 +63,11 @@ def test_realism_and_herding_run_on_the_accelerator_device(train_set, meta_accel
 def test_the_device_check_catches_a_tensor_left_on_the_cpu(train_set, meta_accelerator, monkeypatch):
     """The guard itself: an embedder built on the CPU (as before this was fixed) makes the meta run fail, and a
     run done wholly on the CPU is seen as such."""
-    from hf_vdd.distillers import dm, matching
+    from hf_vdd.distillers.engine import ClassParallelEngine
+    from hf_vdd.distillers.matching import fresh_embedder
 
-    original = matching.fresh_embedder
     with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="left on the CPU"):
-        patch.setattr(dm, "fresh_embedder", lambda *a, **k: original(*a[:4]))
+        patch.setattr(ClassParallelEngine, "embedder", lambda self, *a: fresh_embedder(*a))
         DMDistiller(DMConfig(ipc=1, iterations=1, **SMALL))(train_set, accelerator=meta_accelerator)
     meta_accelerator.device_calls.clear()
     DMDistiller(DMConfig(ipc=1, iterations=1, **SMALL))(train_set)  # no accelerator: the CPU
@@ -99,3 +99,39 @@ def test_bf16_autocasts_the_embedder_and_keeps_pixels_fp32(train_set, monkeypatc
     assert set(dtypes) == {torch.bfloat16} and bf16.videos.dtype == torch.float32
     gap = (bf16.videos - reference.videos).abs()
     assert 0 < gap.max() and gap.mean() < 0.05
+
+
+def test_compiled_embedder_matches_eager_and_falls_back_with_a_warning(train_set, monkeypatch, caplog):
+    """With a dynamo backend (`--compile`) DM keeps one embedder, compiled once, and gives the eager result; a
+    backend that fails (no compiler) logs a warning and the run goes on eagerly."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    cfg = DMConfig(ipc=1, iterations=2, **SMALL)
+    eager = DMDistiller(cfg)(train_set)
+    compiled_calls = []
+    real_compile = torch.compile
+
+    def compile_and_count(fn, backend):
+        compiled_calls.append(backend)
+        return real_compile(fn, backend=backend)
+
+    try:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        accelerator = Accelerator(cpu=True, dynamo_backend="eager")
+        monkeypatch.setattr(torch, "compile", compile_and_count)
+        compiled = DMDistiller(cfg)(train_set, accelerator=accelerator)
+        assert compiled_calls == ["eager"] and torch.equal(compiled.videos, eager.videos)
+
+        def broken(fn, backend):
+            def fail(*args, **kwargs):
+                raise RuntimeError("InductorError: no C++ compiler")
+            return fail
+
+        monkeypatch.setattr(torch, "compile", broken)
+        with caplog.at_level("WARNING"):
+            fallback = DMDistiller(cfg)(train_set, accelerator=accelerator)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert torch.equal(fallback.videos, eager.videos)
+    assert "torch.compile (backend eager) failed, running eagerly: InductorError" in caplog.text
