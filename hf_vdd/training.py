@@ -28,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, d
 from .data.decoding import normalize
 from .data.distilled import DistillationOutput, TensorVideoSet, region_tiles
 from .data.loading import VideoClassificationSet
+from .data.temporal import augment_each
 from .models import build_student
 from .utils import HfVddError, derived_generator, hash32, progress, sample_seeds
 
@@ -56,6 +57,10 @@ class TrainConfig:
                 "(ablation). Per-region soft labels (N, R, K), R = n*n, always add the per-tile loss (Eq. 5)."})
     region_samples: int = field(default=0, metadata={
         "help": "Tiles per mosaic per step for the region loss (0 = all R tiles, exact Eq. 5; k = k random)."})
+    temporal_augmentation: float = field(default=0.0, metadata={
+        "help": "IDTD's stochastic temporal augmentation of the training clips: each keeps a random interval of at "
+                "least this fraction of its frames, resampled to T (0 = off; protocol idtd: 0.5, a fraction the "
+                "paper does not state)."})
     grad_shards: int = field(default=2, metadata={
         "help": "Each batch is computed as this many equal slices whose gradients are summed, spread over the "
                 "processes, so that 1 process and `grad_shards` processes train bit-identical students (other "
@@ -70,7 +75,7 @@ _VDSD = {"student": "convnet3d", "epochs": 500, "batch_size": 256, "lr": 0.01, "
 PROTOCOLS: dict[str, dict] = {
     "fast": {},  # the project's CPU default: TrainConfig's own defaults (300 steps, batch 32, clipped gradients)
     "vdsd": _VDSD,  # VDSD's evaluate_synset + sh/baseline/DM.sh (its code; no paper text in ../shared/papers)
-    "idtd": _VDSD,  # IDTD: "same as VDSD"; its student-side stochastic temporal augmentation is not implemented
+    "idtd": _VDSD | {"temporal_augmentation": 0.5},  # IDTD: "same as VDSD", plus its temporal augmentation
     "david": _VDSD | {"epochs": None, "steps": 1000},  # DAViD: lr 0.01 for 10^3 iterations, else VDSD
     "diffusion": _VDSD,  # Video Dataset Condensation with Diffusion Models: 5 repeats (C3D), else not stated
     "realism": _VDSD | {"label_mode": "soft"},  # Jiang et al.: soft-label CE (Eq. 5); the student is not stated
@@ -116,6 +121,9 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
     if config.label_mode not in ("soft", "hard"):
         raise ValueError(f"label_mode must be 'soft' or 'hard', got {config.label_mode!r}.")
     hard = config.label_mode == "hard"
+    if config.temporal_augmentation > 0:  # per sample, from its seed (the same draw in any process)
+        gens = [derived_generator(int(s), 7) for s in seeds.tolist()] if seeds is not None else [None] * len(x)
+        x = augment_each(x, gens, config.temporal_augmentation)
     logits = _forward(model, _prepare_inputs(x, config.standardize), seeds)
     if soft is None or (hard and soft.ndim == 2):
         return F.cross_entropy(logits, y, reduction="none")

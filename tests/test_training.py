@@ -134,3 +134,27 @@ def test_protocol_presets_and_explicit_values_win():
     assert set(PROTOCOLS) == {"fast", "vdsd", "idtd", "david", "diffusion", "realism"}
     with pytest.raises(ValueError, match="Unknown protocol 'vdsdd'"):
         protocol_config("vdsdd")
+
+
+def test_student_temporal_augmentation_is_per_sample_and_seeded():
+    """IDTD's protocol: every training clip keeps its own random interval (from its sample seed) resampled to T."""
+    from hf_vdd.data.temporal import stochastic_temporal_augmentation
+    from hf_vdd.models import ConvNet3D
+    from hf_vdd.training import PROTOCOLS, student_loss
+    from hf_vdd.utils import sample_seeds
+
+    ramp = torch.arange(8.0).view(1, 8, 1, 1, 1).expand(2, 8, 3, 4, 4)
+    assert torch.allclose(stochastic_temporal_augmentation(ramp, None, 1.0), ramp, atol=1e-5)  # whole clip
+    short = stochastic_temporal_augmentation(ramp, torch.Generator().manual_seed(0), 0.5)
+    assert short.shape == ramp.shape and (short[:, -1] - short[:, 0]).max() < 7  # a sub-interval
+    assert PROTOCOLS["idtd"]["temporal_augmentation"] == 0.5
+    torch.manual_seed(0)
+    model = ConvNet3D(num_classes=3, widths=(8, 8, 8), dropout=0.0)
+    x, y = torch.rand(4, 8, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    seeds = sample_seeds(0, 0, torch.arange(4))
+    plain = student_loss(model, x, y, None, TrainConfig(), seeds)
+    aug = TrainConfig(temporal_augmentation=0.5)
+    first, again = student_loss(model, x, y, None, aug, seeds), student_loss(model, x, y, None, aug, seeds)
+    assert torch.equal(first, again) and not torch.allclose(first, plain)
+    # a sample's augmentation depends on its own seed only, not on the rest of the batch
+    assert torch.allclose(student_loss(model, x[1:3], y[1:3], None, aug, seeds[1:3]), first[1:3], atol=1e-6)

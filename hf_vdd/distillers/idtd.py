@@ -31,6 +31,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from ..data.decoding import denormalize, normalize
+from ..data.temporal import stochastic_temporal_augmentation  # noqa: F401 - also public here
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
@@ -146,19 +147,6 @@ def resample_time(videos: torch.Tensor, num_frames: int) -> torch.Tensor:
     x = videos.permute(0, 2, 3, 4, 1).reshape(n, c * h * w, t)
     x = F.interpolate(x, size=num_frames, mode="linear", align_corners=True)
     return x.view(n, c, h, w, num_frames).permute(0, 4, 1, 2, 3)
-
-
-def stochastic_temporal_augmentation(videos: torch.Tensor, generator: torch.Generator,
-                                     min_fraction: float = 0.5) -> torch.Tensor:
-    """tau(v, mu): keep a random interval mu = [s, e] of the clip (e - s >= min_fraction), resize back to T."""
-    t = videos.shape[1]
-    length = min_fraction + (1 - min_fraction) * float(torch.rand(1, generator=generator))
-    start = (1 - length) * float(torch.rand(1, generator=generator))
-    pos = torch.linspace(start, start + length, t, device=videos.device) * (t - 1)
-    lo = pos.floor().long().clamp(0, t - 1)
-    hi = (lo + 1).clamp(max=t - 1)
-    frac = (pos - lo.float()).view(1, t, 1, 1, 1)
-    return videos[:, lo] * (1 - frac) + videos[:, hi] * frac
 
 
 def diversity_loss(embeddings: torch.Tensor) -> torch.Tensor:
