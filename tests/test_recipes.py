@@ -88,3 +88,16 @@ def test_paper_configs_parse_with_their_recipes():
         assert (data.frame_size, data.num_frames, out.eval_runs, out.protocol) == (112, 16, 5, method if method != "dm"
                                                                                    else "vdsd")
         assert config.ipc == int(path.stem[-1])
+
+
+def test_diffusion_paper_configs_parse_with_their_recipe():
+    from hf_vdd.cli import DataArgs, OutputArgs, parse_args
+    from hf_vdd.diffusion.select import DiffusionSelectArgs
+
+    configs = sorted((REPO / "recipes" / "configs" / "diffusion").glob("*_vpc*.yaml"))
+    assert len(configs) == 6  # miniucf, hmdb51 x VPC 1, 5, 10
+    for path in configs:
+        data, out, args = parse_args(DataArgs, OutputArgs, DiffusionSelectArgs, argv=["--config", str(path)])
+        assert (data.frame_size, data.num_frames, out.eval_runs, out.protocol) == (256, 16, 5, "diffusion")
+        assert (args.vpc, args.videos_per_class_pool, args.selector) == (int(path.stem.split("vpc")[1]), 100,
+                                                                         "vstunet")
