@@ -101,7 +101,7 @@ class DataArgs:
                 "decodes only its own frames)."})
     preload: bool = field(default=False, metadata={
         "help": "Decode every training clip once and keep it in memory before distilling (fast to revisit, but "
-                "memory grows with the dataset: ~4 GB for ucf12 at 112x112)."})
+                "memory grows with the dataset: ~3.6 GB for ucf12 at 112x112)."})
     _loaded: dict = field(default_factory=dict, init=False, repr=False)
 
     def sampler_options(self) -> dict:

@@ -404,7 +404,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
 
     def preload(self, num_workers: int = 0, show_progress: bool = True) -> VideoClassificationSet:
         """Decode and resize every clip once and keep it in memory (`(L, 3, S, S)` uint8 each; ucf12's train split
-        at 112x112 holds ~4 GB); returns `self`. An explicit opt-in: sampling alone decodes only what it needs."""
+        at 112x112 holds ~3.6 GB); returns `self`. An explicit opt-in: sampling alone decodes only what it needs."""
         if self._cache is None:
             loader = DataLoader(_FullClips(self), batch_size=None, num_workers=num_workers)
             self._cache = list(progress(loader, total=len(self), desc=f"Decoding {self.name}",
