@@ -29,7 +29,7 @@ def main():
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
     if config.fixed_resolution is None:
         out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
-    output, accelerator = distil(distiller, data, out, preload=True)
+    output, accelerator = distil(distiller, data, out)
     if accelerator.is_main_process:
         print("temporal resolution per class:", output.stats["resolutions_per_class"])
         stats = output.stats

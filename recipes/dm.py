@@ -15,7 +15,7 @@ def main():
     distiller = DMDistiller(config)
     out.prepare(data, "dm", config.ipc)  # output folder, Hub settings, class lists: before any decoding
     test = data.load_splits(test=bool(config.eval_every))[1]
-    output, accelerator = distil(distiller, data, out, preload=True, eval_set=test)
+    output, accelerator = distil(distiller, data, out, eval_set=test)
     finish(output, data, out, accelerator)
 
 

@@ -24,7 +24,7 @@ def main():
     out.prepare(data, "idtd" if config.ablation == "full" else f"idtd-{config.ablation}", config.ipc)
     distiller_dir = args.save_distiller or f"{out.output_dir}.distiller"
     out.check_folder(distiller_dir, data, marker="distiller.json", flag="--save_distiller")
-    output, accelerator = distil(distiller, data, out, preload=True)
+    output, accelerator = distil(distiller, data, out)
     finish(output, data, out, accelerator)
     if accelerator.is_main_process:
         distiller.save_pretrained(distiller_dir)

@@ -8,12 +8,14 @@ from .decoding import (
     sample_indices,
 )
 from .loading import VideoClassificationSet, load_source, load_video_dataset
+from .streaming import PrefetchingClassSampler
 from .toy_actions import toy_action_class_names, toy_actions
 
 __all__ = [
     "BUILDERS",
     "BuiltDataset",
     "CorruptVideoError",
+    "PrefetchingClassSampler",
     "TruncatedVideoError",
     "VideoClassificationSet",
     "build_dataset",

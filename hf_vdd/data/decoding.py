@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -50,10 +51,7 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
     frames = []
     try:
         with av.open(handle) as container:
-            if not container.streams.video:
-                raise CorruptVideoError(f"{name} has no video stream (streams: {list(container.streams)}).")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream = _video_stream(container, name)
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
@@ -70,14 +68,93 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
     return np.stack(frames)
 
 
-def decode_frame_folder(folder: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
-    """Read a folder of image frames (`.jpg`/`.jpeg`/`.png`, sorted by name) as `(T, H, W, 3)` uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
+def _has_exact_count(container) -> bool:
+    """Whether the container's frame count comes from a per-frame index (MP4/MOV sample tables). AVI headers are not
+    trusted: an MPEG-4 "not coded" frame is a packet the decoder drops (real_clips' v_BaseballPitch_g09_c01.avi lists
+    68 frames and decodes 67); Matroska/WebM state no count."""
+    return bool({"mov", "mp4"} & set(container.format.name.split(",")))
 
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))[:max_frames]
+
+def decode_frames(source: str | bytes | os.PathLike,
+                  indices_for: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode only the frames of a clip that a sample needs.
+
+    `indices_for(length)` gets the clip's frame count and returns the frame indices to keep (any order, repeats
+    allowed). Returns `(frames, where, length)`: `frames` `(K, H, W, 3)` uint8 RGB holds the K distinct frames asked
+    for, in increasing order, so `frames[where]` are the frames `indices_for` named.
+
+    The result equals `decode_video(source)[indices_for(len(...))]`. An MP4/MOV file's length is its sample table's
+    frame count, so decoding stops after the last needed frame (the remaining packets are only counted, for the
+    truncation check); when that count is missing, or the decode comes up short of it, the whole clip is decoded and
+    `indices_for` is called again with the decoded length (it must then give the answer it would have given first:
+    replay any random draws). Other containers and frame folders are read whole (folders: only the needed images).
+    Raises `CorruptVideoError`/`TruncatedVideoError`/`FileNotFoundError` like `decode_video`.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    if name != "<bytes>" and os.path.isdir(name):
+        files = _frame_files(name)
+        wanted, where = np.unique(np.asarray(indices_for(len(files))), return_inverse=True)
+        return decode_frame_folder(name, files=[files[j] for j in wanted]), where.reshape(-1), len(files)
+    if not isinstance(source, (bytes, bytearray)) and not os.path.exists(name):
+        raise FileNotFoundError(f"Video file not found: {name}. Check the path (relative paths resolve against "
+                                f"{os.getcwd()}).")
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else name) as container:
+            stream = _video_stream(container, name)
+            count = int(stream.frames or 0) if _has_exact_count(container) else 0
+            if count > 0:
+                wanted, where = np.unique(np.asarray(indices_for(count)), return_inverse=True)
+                frames, packets, k = [], 0, 0
+                for packet in container.demux(stream):
+                    packets += bool(packet.size)
+                    if len(frames) == len(wanted):
+                        continue  # every needed frame is decoded: only count the remaining packets
+                    for frame in packet.decode():
+                        if len(frames) < len(wanted) and k == wanted[len(frames)]:
+                            frames.append(frame.to_ndarray(format="rgb24"))
+                        k += 1
+                if len(frames) == len(wanted):
+                    _check_complete(name, count, packets)
+                    return np.stack(frames), where.reshape(-1), count
+        with av.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else name) as container:
+            stream = _video_stream(container, name)
+            decoded = list(container.decode(stream))  # av.VideoFrames: converted to RGB only when needed
+            if decoded:
+                _check_complete(name, int(stream.frames or 0), len(decoded))
+    except CorruptVideoError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise CorruptVideoError(f"Could not decode video {name}: {err}. Re-encode it or pass "
+                                f"skip_corrupt=True to skip such files.") from err
+    if not decoded:
+        raise CorruptVideoError(f"Video {name} contains no decodable frame. Remove it or pass skip_corrupt=True.")
+    wanted, where = np.unique(np.asarray(indices_for(len(decoded))), return_inverse=True)
+    return np.stack([decoded[j].to_ndarray(format="rgb24") for j in wanted]), where.reshape(-1), len(decoded)
+
+
+def _video_stream(container, name: str):
+    if not container.streams.video:
+        raise CorruptVideoError(f"{name} has no video stream (streams: {list(container.streams)}).")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _frame_files(folder: str) -> list[str]:
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise CorruptVideoError(f"Frame folder {folder} holds no image ({', '.join(IMAGE_EXTENSIONS)}). Remove it "
                                 f"or pass skip_corrupt=True.")
+    return files
+
+
+def decode_frame_folder(folder: str | os.PathLike, max_frames: int | None = None,
+                        files: list[str] | None = None) -> np.ndarray:
+    """Read a folder of image frames (`.jpg`/`.jpeg`/`.png`, sorted by name) as `(T, H, W, 3)` uint8 RGB (only
+    `files`, names inside `folder`, when given)."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = _frame_files(os.fspath(folder))[:max_frames] if files is None else files
     frames = []
     for file in files:
         try:

@@ -76,3 +76,109 @@ def test_resize_crop_and_interleave():
         resize_crop(x, 0)
     v = torch.arange(4).view(1, 4, 1, 1, 1).float()
     assert interleave_repeat(v, 8).flatten().tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+# ---- decode only the frames a sample needs ---------------------------------------------------------------------
+class _CountingContainer:
+    """`av.open`'s container, with the packets (or frames) it decodes counted and optionally a wrong frame count."""
+
+    decoded_packets = 0
+
+    def __init__(self, container, frames=None):
+        self.container, self.frames = container, frames
+
+    def __enter__(self):
+        self.container.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.container.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    @property
+    def streams(self):
+        stream = self.container.streams.video[0]
+        if self.frames is not None:
+            stream = type("Stream", (), {"frames": self.frames, "thread_type": None})()
+            stream.real = self.container.streams.video[0]
+        return type("Streams", (), {"video": [stream]})()
+
+    def demux(self, stream):
+        for packet in self.container.demux(getattr(stream, "real", stream)):
+            yield _CountingPacket(packet)
+
+    def decode(self, stream):
+        for frame in self.container.decode(getattr(stream, "real", stream)):
+            _CountingContainer.decoded_packets += 1
+            yield frame
+
+
+class _CountingPacket:
+    def __init__(self, packet):
+        self.packet, self.size = packet, packet.size
+
+    def decode(self):
+        _CountingContainer.decoded_packets += 1
+        return self.packet.decode()
+
+
+@pytest.fixture
+def counting_open(monkeypatch):
+    """Patch `av.open` so that containers count decoded packets; `counting_open(frames=N)` fakes the header count."""
+    import av
+
+    real_open = av.open
+
+    def install(frames=None):
+        _CountingContainer.decoded_packets = 0
+        monkeypatch.setattr(av, "open", lambda *a, **k: _CountingContainer(real_open(*a, **k), frames))
+
+    return install
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    frames = np.random.default_rng(0).integers(0, 255, (60, 24, 32, 3), np.uint8)
+    folder = tmp_path_factory.mktemp("clips")
+    return write_video(folder / "a.mp4", frames, with_audio=True), write_video(folder / "a.avi", frames)
+
+
+def _recording(indices_for):
+    """`indices_for` that records the lengths it is asked about."""
+    asked = []
+    return asked, lambda n: asked.append(n) or np.asarray(indices_for(n))
+
+
+@pytest.mark.parametrize("indices", [[3, 7, 11], [59, 0, 5, 5], [20] * 4])
+def test_decode_frames_is_full_decode_indexed(clip_files, counting_open, indices):
+    from hf_vdd.data.decoding import decode_frames
+
+    for path in clip_files:
+        full = decode_video(path)
+        counting_open()
+        asked, pick = _recording(lambda n: indices)
+        frames, where, length = decode_frames(path, pick)
+        assert length == len(full) == 60 and asked == [60]
+        assert np.array_equal(frames[where], full[indices]) and len(frames) == len(set(indices))
+        if path.suffix == ".mp4" and max(indices) <= 20:  # stops after the last needed frame (+ the decoder's delay)
+            assert _CountingContainer.decoded_packets < 60
+        elif path.suffix == ".avi":  # AVI frame counts are not trusted: decoded whole
+            assert _CountingContainer.decoded_packets >= 60
+
+
+def test_decode_frames_falls_back_when_the_count_is_missing_or_wrong(clip_files, counting_open):
+    from hf_vdd.data.decoding import decode_frames
+
+    mp4 = clip_files[0]
+    full = decode_video(mp4)
+    for header, asked_lengths in ((0, [60]), (62, [62, 60])):  # no count; a count 2 too high, found short
+        counting_open(frames=header)
+        asked, pick = _recording(lambda n: [0, n - 1])
+        frames, where, length = decode_frames(mp4, pick)
+        assert asked == asked_lengths and length == 60
+        assert np.array_equal(frames[where], full[[0, 59]])
+    counting_open(frames=90)  # far more frames listed than the file holds: truncated, as with a full decode
+    with pytest.raises(TruncatedVideoError, match="lists 90 frames"):
+        decode_frames(mp4, lambda n: np.asarray([0, 1]))

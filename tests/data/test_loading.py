@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from datasets import Array4D, ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Array4D, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 from torch.utils.data import DataLoader
 
 from hf_vdd import CorruptVideoError, load_video_dataset
@@ -112,3 +112,147 @@ def test_real_sets_load(shared_data):
         ds = load_video_dataset(name, "test", num_frames=8, frame_size=64)
         x, y = ds[0]
         assert ds.kind == kind and ds.num_classes == 11 and x.shape == (8, 3, 64, 64) and x.std() > 0.05
+
+
+# ---- constant memory: a sample decodes and resizes only its own frames ------------------------------------------
+def _reference_clip(ds, i, train, generator):
+    """How `clip` sampled before partial decoding: decode the whole clip, resize every frame, then pick frames."""
+    from hf_vdd.data.decoding import resize_crop, sample_indices, to_float_frames
+
+    full = (resize_crop(to_float_frames(ds.decode(i)), ds.frame_size) * 255).round().clamp(0, 255).to(torch.uint8)
+    if ds.static:
+        j = int(torch.randint(0, len(full), (1,), generator=generator)) if train else len(full) // 2
+        idx = np.full(ds.num_frames, j)
+    else:
+        idx = sample_indices(len(full), ds.num_frames, ds.interval, train=train, generator=generator)
+    return full[torch.as_tensor(idx)].float() / 255.0
+
+
+def _assert_same_samples(ds, items, seeds=(0, 1)):
+    for i in items:
+        for view, train in ((ds, True), (ds, False), (ds.with_options(static=True), True)):
+            for seed in seeds:
+                g, g_ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+                out = view.clip(i, train=train, generator=g)
+                assert torch.equal(out, _reference_clip(view, i, train, g_ref)), (view.describe(i), train, seed)
+                assert torch.equal(g.get_state(), g_ref.get_state())  # the same draws, in the same order
+
+
+def test_partial_decoding_is_byte_identical_on_real_footage(shared_data):
+    ucf = load_video_dataset("ucf12", "train", num_frames=16, frame_size=112)
+    _assert_same_samples(ucf, [0, 700], seeds=(0,))
+    clips = load_video_dataset("real_clips", "train", num_frames=16, frame_size=112)
+    nvop = [i for i in range(len(clips)) if clips.describe(i).endswith("v_BaseballPitch_g09_c01.avi")]
+    _assert_same_samples(clips, nvop)  # its AVI header lists 68 frames; 67 decode (a dropped "not coded" frame)
+
+
+def test_partial_decoding_is_byte_identical_on_a_video_folder(video_folder, tmp_path):
+    ds = load_video_dataset(str(video_folder), "train", num_frames=4, frame_size=32)
+    _assert_same_samples(ds, range(len(ds)), seeds=(0,))
+    frames_dir = tmp_path / "v_clip"  # a VDSD-style folder of frames is read image by image
+    frames_dir.mkdir()
+    from PIL import Image
+
+    for t, frame in enumerate(ds.decode(0)):
+        Image.fromarray(frame).save(frames_dir / f"{t:05d}.png")
+    folder_ds = load_video_dataset(Dataset.from_dict({"path": [str(frames_dir)], "label": ["a"]}), num_frames=4,
+                                   frame_size=32)
+    _assert_same_samples(folder_ds, [0])
+
+
+def test_partial_decoding_replays_draws_when_the_count_is_wrong(video_folder, monkeypatch):
+    import av
+
+    from hf_vdd.data.decoding import sample_indices
+
+    ds = load_video_dataset(str(video_folder), "train", num_frames=4, frame_size=32, interval=1)
+    length = len(ds.decode(0))
+    seed = next(s for s in range(1000)  # a draw that needs a frame past the end when the header lists 2 extra
+                if sample_indices(length + 2, 4, 1, True, torch.Generator().manual_seed(s))[-1] >= length)
+    real_open = av.open
+
+    class Lying:  # the container reports `length + 2` frames
+        def __init__(self, *a, **k):
+            self.c = real_open(*a, **k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.c.close()
+
+        def __getattr__(self, name):
+            return getattr(self.c, name)
+
+        @property
+        def streams(self):
+            stream = self.c.streams.video[0]
+            return type("S", (), {"video": [type("V", (), {"frames": length + 2, "thread_type": None,
+                                                           "index": stream.index, "type": "video"})()]})()
+
+        def demux(self, _):
+            return self.c.demux(self.c.streams.video[0])
+
+        def decode(self, _):
+            return self.c.decode(self.c.streams.video[0])
+
+    g_ref = torch.Generator().manual_seed(seed)
+    expected = _reference_clip(ds, 0, True, g_ref)
+    monkeypatch.setattr(av, "open", Lying)
+    g = torch.Generator().manual_seed(seed)
+    assert torch.equal(ds.clip(0, train=True, generator=g), expected)
+    assert torch.equal(g.get_state(), g_ref.get_state())
+
+
+def test_array_rows_are_read_without_a_copy(tiny_toy):
+    ds = load_video_dataset(tiny_toy["train"].select([5, 3, 1]), num_frames=4, frame_size=24)
+    view = ds._array(1)
+    assert not view.flags.owndata and not view.flags.writeable  # a view of Arrow's buffer
+    assert np.array_equal(view, ds.decode(1))
+    _assert_same_samples(ds, range(3))
+
+
+def test_clip_cache_keeps_the_most_recent_clips(video_folder, monkeypatch):
+    ds = load_video_dataset(str(video_folder), "train", num_frames=4, frame_size=32, cache_size=2)
+    plain = ds.with_options(cache_size=0)
+    decoded = []
+    real_decode = type(ds).decode
+    monkeypatch.setattr(type(ds), "decode", lambda self, i: decoded.append(int(self._index[i])) or
+                        real_decode(self, i))
+    for i in (0, 1, 0, 2, 1):
+        g, g_plain = torch.Generator().manual_seed(i), torch.Generator().manual_seed(i)
+        assert torch.equal(ds.clip(i, train=True, generator=g), plain.clip(i, train=True, generator=g_plain))
+        assert torch.equal(g.get_state(), g_plain.get_state())
+    assert decoded[:4] == [0, 1, 2, 1]  # 0 was still cached; 1 had been dropped for 2
+    assert list(ds._recent) == [2, 1] and len(ds._recent) <= 2
+    view = ds.subset([2, 1])  # views share the cache (by row)
+    decoded.clear()
+    view.clip(0)
+    assert decoded == [] and list(ds._recent) == [1, 2]
+    with pytest.raises(ValueError, match="cache_size"):
+        load_video_dataset(str(video_folder), "train", cache_size=-1)
+
+
+def test_preload_is_an_opt_in_that_still_works(video_folder):
+    ds = load_video_dataset(str(video_folder), "train", num_frames=4, frame_size=32)
+    assert ds._cache is None  # loading decodes nothing
+    expected = ds.stack(range(len(ds)), train=True, generator=torch.Generator().manual_seed(0))
+    ds.preload(show_progress=False)
+    assert len(ds._cache) == len(ds) and ds._cache[0].dtype == torch.uint8
+    assert torch.equal(ds.stack(range(len(ds)), train=True, generator=torch.Generator().manual_seed(0)), expected)
+    assert torch.equal(ds.subset([3, 1]).clip(0, train=False), ds.clip(3, train=False))
+
+
+def test_loading_opens_no_video(video_folder, monkeypatch):
+    import av
+
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    files = sorted(str(p) for p in video_folder.glob("train/*/*.mp4"))
+    by_path = Dataset.from_dict({"video": files, "label": [f.split("/")[-2] for f in files]})
+    sets = [load_video_dataset(str(video_folder), "train"), load_video_dataset(by_path),
+            load_video_dataset(load_dataset("videofolder", data_dir=str(video_folder)), "test")]
+    assert opened == [] and [len(s) for s in sets] == [12, 12, 8]
+    sets[0].clip(0)
+    assert len(opened) == 1
