@@ -149,7 +149,8 @@ class DataArgs:
 
     def load(self, split: str, **kwargs):
         """The `train` or `test` split (`--train_split`/`--test_split` name them in the source) as a
-        `VideoClassificationSet` (nothing decoded; the same object for the same arguments)."""
+        `VideoClassificationSet` (nothing decoded; the same object for the same arguments), carrying
+        `sampler_options` (`--dataloader_num_workers`) for the distillers' real-batch sampler."""
         key = (split, tuple(sorted(kwargs.items())))
         if key not in self._loaded:
             size, frames = default_video_shape(self.dataset, self.frame_size, self.num_frames)
@@ -159,6 +160,7 @@ class DataArgs:
                 skip_corrupt=self.skip_corrupt, video_column=self.video_column, label_column=self.label_column,
                 config=self.dataset_config, revision=self.dataset_revision, cache_size=self.cache_size,
                 train=split == "train", **kwargs)
+            self._loaded[key].sampler_options = self.sampler_options()  # how the distillers stream its clips
         return self._loaded[key]
 
     def load_splits(self, test: bool = True, **kwargs):

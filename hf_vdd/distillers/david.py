@@ -211,7 +211,6 @@ class DAViDDistiller(DMDistiller):
         classes, bar, show = engine.classes, engine.bar, engine.show
         if cfg.policy == "shared" and engine.world > 1 and search:
             raise ValueError("policy='shared' needs every class in one process; run it without --num_processes.")
-        sampler = ClassSampler(train_set)
         # Q-tables: one per class (or one shared), rows = state (last action), columns = action
         keys = classes if cfg.policy == "per_class" else [SHARED]
         q0 = cfg.q_init if cfg.q_init is not None else 1.0 / (1.0 - cfg.gamma)
@@ -232,6 +231,11 @@ class DAViDDistiller(DMDistiller):
                 syn = {c: local[c]["syn"].clone().requires_grad_(True) for c in classes}
                 momentum = {c: local[c]["momentum"] for c in classes}
             bar.update(step0 * n_early if phase == "policy" else policy_steps * n_early * search + step0)
+        # the real batches in the order the phases ask for them: early-stage DM of each policy step, then final DM
+        plan = [(POLICY_ITERATIONS + step * n_early + it, c) for step in range(step0, policy_steps)
+                for it in range(n_early) for c in classes] if search and phase == "policy" else []
+        plan += [(it, c) for it in range(step0 if phase == "final" else 0, cfg.iterations) for c in classes]
+        sampler = engine.real_batches(train_set, plan, cfg.batch_real)
 
         def snapshot(step: int, phase: str) -> dict:  # checkpoint-<k> (policy step k), checkpoint-<1e6 + i> (final)
             return {c: {"phase": phase, "step": step, "rewards": rewards, "q": {k: q[k].tolist() for k in keys

@@ -131,7 +131,6 @@ class DMDistiller(Distiller):
         # 1. check the request; the engine splits classes across processes
         self.check(train_set)
         engine = ClassParallelEngine(self, train_set, accelerator, desc="DM")
-        sampler = ClassSampler(train_set)
         # 2. initialise (or resume) synthetic videos and their momentum buffers
         state = engine.resume()
         if state is not None:
@@ -143,6 +142,9 @@ class DMDistiller(Distiller):
             start, momentum = 0, {c: None for c in engine.classes}
             syn = self.init_synthetic(train_set, engine.classes, engine.device)
         eval_curve = []
+        # the real batches, decoded ahead in the order the loop asks for them
+        sampler = engine.real_batches(train_set, [(it, c) for it in range(start, cfg.iterations)
+                                                  for c in engine.classes], cfg.batch_real)
 
         def evaluate(done: int) -> None:
             if cfg.eval_every and eval_set is not None and done % cfg.eval_every == 0:

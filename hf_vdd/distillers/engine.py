@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..data.streaming import PrefetchingClassSampler
 from ..utils import progress
 from .matching import fresh_embedder, gather_classes, load_checkpoint, process_classes, save_checkpoint
 
@@ -51,6 +52,7 @@ class ClassParallelEngine:
         self.show = accelerator is None or accelerator.is_local_main_process
         self.device = accelerator.device if accelerator is not None else torch.device("cpu")
         self._net = None  # the compiled embedder, when compiling
+        self._sampler = None  # the real-batch sampler (closed by `stats`)
         self.losses: list[tuple[int, float]] = []
         self.iteration_seconds: list[float] = []
         self.start_time = time.perf_counter()
@@ -76,6 +78,15 @@ class ClassParallelEngine:
         else:
             self._net.load_state_dict(fresh.state_dict())
         return self._net
+
+    def real_batches(self, train_set, keys, n: int) -> PrefetchingClassSampler:
+        """The sampler of the real batches the method will request, in that order: `keys` = its `(iteration,
+        class)` plan, `n` clips each. Workers decode ahead when the set says so (`train_set.sampler_options`, set by
+        the recipes from `--dataloader_num_workers`; default: inline, no worker); a preloaded set is sampled inline.
+        Any plan gives the same batches (`ClassSampler.batch`'s); the engine stops the workers in `stats()`."""
+        options = getattr(train_set, "sampler_options", None) or {"num_workers": 0}
+        self._sampler = PrefetchingClassSampler(train_set, self.config.seed, keys, n, **options)
+        return self._sampler
 
     @property
     def dynamo_backend(self) -> str | None:
@@ -137,13 +148,17 @@ class ClassParallelEngine:
         return gather_classes(to_cpu(local), self.accelerator)
 
     def stats(self) -> dict:
-        """Timings and the loss curve for `DistillationOutput.stats`."""
+        """Timings and the loss curve for `DistillationOutput.stats`; stops the sampler's workers."""
         self.bar.close()
+        sampler_stats = {}
+        if self._sampler is not None:
+            self._sampler.close()
+            sampler_stats = {"real_batches": dict(self._sampler.stats)}
         return {"distill_seconds": time.perf_counter() - self.start_time, "loss_curve": self.losses,
                 "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
                 "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "num_processes": self.world}
+                "num_processes": self.world} | sampler_stats
 
 
 def to_cpu(tree):

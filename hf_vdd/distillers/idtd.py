@@ -35,7 +35,6 @@ from ..data.temporal import stochastic_temporal_augmentation  # noqa: F401 - als
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
-    ClassSampler,
     augment,
     derived_generator,
 )
@@ -227,13 +226,13 @@ class IDTDDistiller(Distiller):
         engine = ClassParallelEngine(self, train_set, accelerator, desc=f"IDTD[{cfg.ablation}]",
                                      total=cfg.iterations if train else 0)
         classes = engine.classes
-        sampler = ClassSampler(train_set)
+        by_class = train_set.indices_per_class()
         # 2. build the generator and initialise it from real clips (seeded per class)
         if self.generator is None:
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
                                            cfg.num_selectors, kind)
-            for c, idx in sampler.by_class.items():
+            for c, idx in by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
                 pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
                 pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
@@ -249,6 +248,8 @@ class IDTDDistiller(Distiller):
                     self._set_class_parameters(c, params)
                     optimizers[c].load_state_dict(opt_state)
                 engine.bar.update(start)
+            sampler = engine.real_batches(train_set, [(it, c) for it in range(start, cfg.iterations) for c in classes],
+                                          cfg.batch_real)
 
             def step(it: int) -> torch.Tensor:  # 3. class-by-class updates, with a fresh frozen embedder
                 net = engine.embedder(cfg.seed, it, train_set.num_classes, cfg.embed_widths)

@@ -121,3 +121,18 @@ def test_two_processes_equal_one(tmp_path):
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
     curve_one, curve_two = ([v for _, v in x.stats["loss_curve"]] for x in (one, two))
     assert len(curve_one) == 2 and curve_one == pytest.approx(curve_two, rel=1e-4)
+
+
+def test_streamed_real_batches_give_the_preloaded_result(tiny_toy, train_set):
+    """Without a preload, DataLoader workers decode each class's real batch ahead of the loop, in plan order; the
+    distilled set is the preloaded run's, bit for bit."""
+    from hf_vdd.distillers import IDTDConfig, IDTDDistiller
+
+    streamed = load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32)
+    streamed.sampler_options = {"num_workers": 2}
+    for make in (lambda: DMDistiller(DMConfig(ipc=1, iterations=3, **SMALL)),
+                 lambda: IDTDDistiller(IDTDConfig(ipc=1, iterations=2, **SMALL))):
+        reference, out = make()(train_set), make()(streamed)
+        assert torch.equal(out.videos, reference.videos)
+        assert out.stats["real_batches"]["inline"] == 0 and out.stats["real_batches"]["restarts"] == 1
+        assert out.stats["real_batches"]["prefetched"] == len(out.stats["iteration_seconds"]) * 4
