@@ -1,15 +1,12 @@
 """The benchmark runner: cells, cost columns, cross-architecture, repo folders, resume, README block, plots."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
 from hf_vdd.benchmark import PeakMemory, leaderboard
-from tests.helpers import REPO
 
 
 def _rec(method, ipc, top1, dataset="d"):
@@ -36,15 +33,15 @@ def test_peak_memory_sees_an_allocation():
 
 
 @pytest.mark.slow
-def test_benchmark_recipe_end_to_end(tmp_path):
+def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:bench:start -->\nold\n<!-- results:bench:end -->\ntail\n")
     out = tmp_path / "bench"
-    cmd = [sys.executable, "recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
+    cmd = ["recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
            "herding", "random@b4", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3",
            "--students", "convnet3d", "videomae", "--output_dir", str(out), "--readme", str(readme),
            "--overrides", '{"random@b4": {"train": {"batch_size": 4}}}']
-    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    first = run_recipe(*cmd, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-herding", "toy-actions-ipc1-random",
                                                   "toy-actions-ipc1-random-b4"]
@@ -64,13 +61,12 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
     text = readme.read_text()
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)  # resumable: nothing recomputed
+    again = run_recipe(*cmd, check=False)  # resumable: nothing recomputed
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
     assert len(json.loads((out / "results" / "results.json").read_text())) == 8
     # a changed setting re-runs the cell (and replaces its stored numbers); the others are kept
-    changed = subprocess.run(cmd[:5] + ["random", "--ipc", "1", "--runs", "1", "--steps", "4", "--students",
-                                        "convnet3d", "--output_dir", str(out)], cwd=REPO, capture_output=True,
-                             text=True)
+    changed = run_recipe(*cmd[:4], "random", "--ipc", "1", "--runs", "1", "--steps", "4", "--students",
+                         "convnet3d", "--output_dir", str(out), check=False)
     assert changed.returncode == 0 and "settings changed since the stored result" in changed.stdout
     records = json.loads((out / "results" / "results.json").read_text())
     random = [r for r in records if r["method"] == "random" and r["student"] == "convnet3d"]
@@ -78,12 +74,12 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("x")
-    refused = subprocess.run(cmd[:4] + ["--output_dir", str(mine)], cwd=REPO, capture_output=True, text=True)
+    refused = run_recipe(*cmd[:3], "--output_dir", str(mine), check=False)
     assert refused.returncode == 2 and "hf_vdd did not write" in refused.stderr
     assert [p.name for p in mine.iterdir()] == ["keep.txt"]
-    bad = subprocess.run(cmd[:4] + ["--methods", "nope"], cwd=REPO, capture_output=True, text=True)
+    bad = run_recipe(*cmd[:3], "--methods", "nope", check=False)
     assert bad.returncode == 2 and "Unknown methods ['nope']" in bad.stderr
-    no_pool = subprocess.run(cmd[:4] + ["--methods", "tacdt"], cwd=REPO, capture_output=True, text=True)
+    no_pool = run_recipe(*cmd[:3], "--methods", "tacdt", check=False)
     assert no_pool.returncode == 2 and "pass --pool_dir" in no_pool.stderr
 
 
@@ -95,9 +91,9 @@ def test_benchmark_recipe_end_to_end(tmp_path):
     ('{"dm": {"train": {"student_pretrained": "./no-such-student"}}}',
      "--student_pretrained ./no-such-student: no such folder"),
 ])
-def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, overrides, message):
+def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, run_recipe, overrides, message):
     out = tmp_path / "bench"
-    bad = subprocess.run([sys.executable, "recipes/benchmark.py", "--methods", "dm", "--output_dir", str(out),
-                          "--overrides", overrides], cwd=REPO, capture_output=True, text=True)
+    bad = run_recipe("recipes/benchmark.py", "--methods", "dm", "--output_dir", str(out), "--overrides", overrides,
+                     check=False)
     assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-1000:]
     assert not out.exists()
