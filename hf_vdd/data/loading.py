@@ -16,20 +16,17 @@ resizes only its own frames, so memory stays constant unless `cache_size` or `pr
 from __future__ import annotations
 
 import copy
-import csv
-import functools
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Video, load_dataset
+from datasets import ClassLabel, Dataset, Video
 from torch.utils.data import DataLoader
 
-from ..utils import progress, shared_data_dir
+from ..utils import progress
 from .decoding import (
     CorruptVideoError,
     decode_frames,
@@ -39,115 +36,18 @@ from .decoding import (
     sample_indices,
     to_float_frames,
 )
-from .toy_actions import toy_actions
+from .sources import (  # noqa: F401 - re-exported: hf_vdd.data.loading.load_source etc. stay importable
+    BUILTIN_SOURCES,
+    VIDEO_EXTENSIONS,
+    _find_column,
+    _pick_split,
+    default_video_shape,
+    load_source,
+    resolved_revision,
+    source_name,
+)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 logger = logging.getLogger("hf_vdd")
-BUILTIN_SOURCES = ("toy-actions", "ucf12", "real_clips")
-
-
-@functools.lru_cache(maxsize=4)
-def _toy_actions_cached(**kwargs) -> DatasetDict:
-    return toy_actions(**kwargs)
-
-
-def _has_videos(folder: Path) -> bool:
-    return any(p.suffix.lower() in VIDEO_EXTENSIONS for p in folder.rglob("*") if p.is_file())
-
-
-def _real_clips(root: Path) -> DatasetDict:
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest} not found: real_clips needs its manifest.csv (class_name, file, split1).")
-    with open(manifest, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    names = sorted({r["class_name"] for r in rows})
-    splits = {}
-    for split in ("train", "test"):
-        sel = [r for r in rows if r["split1"] == split]
-        splits[split] = Dataset.from_dict(
-            {"video": [str(root / r["class_name"] / r["file"]) for r in sel],
-             "label": [names.index(r["class_name"]) for r in sel]},
-        ).cast_column("label", ClassLabel(names=names))
-    return DatasetDict(splits)
-
-
-def _shared(name: str) -> Path:
-    folder = shared_data_dir() / name
-    if not folder.exists():
-        raise FileNotFoundError(f"Built-in dataset '{name}' expects {folder}, which does not exist. Set "
-                                f"HF_VDD_SHARED_DATA to the folder holding '{name}/'.")
-    return folder
-
-
-def load_source(source, toy_kwargs: dict | None = None, config: str | None = None,
-                revision: str | None = None) -> DatasetDict | Dataset:
-    """Resolve `source` to a `DatasetDict` (or `Dataset`) without decoding any video; `config` and `revision` go to
-    `load_dataset` for Hub ids and dataset folders."""
-    if isinstance(source, (Dataset, DatasetDict)):
-        return source
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"Unsupported dataset source of type {type(source).__name__}: pass a Hub id, a folder, "
-                        f"a datasets.Dataset/DatasetDict or one of {BUILTIN_SOURCES}.")
-    name = os.fspath(source)
-    if name in ("toy-actions", "toy_actions"):
-        return _toy_actions_cached(**(toy_kwargs or {}))
-    if name == "ucf12":
-        return load_source(_shared("ucf12") / "videos")
-    if name == "real_clips":
-        return _real_clips(_shared("real_clips"))
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if (path / "videos").is_dir() and _has_videos(path / "videos"):
-            path = path / "videos"
-        if _has_videos(path):
-            return load_dataset("videofolder", data_dir=str(path))
-        return load_dataset(str(path), config, revision=revision)
-    if path.suffix or name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"Dataset folder '{name}' does not exist.")
-    try:
-        return load_dataset(name, config, revision=revision)
-    except Exception as err:  # noqa: BLE001 - re-raised with the fix
-        raise ValueError(
-            f"Unknown dataset '{name}': not a built-in name {BUILTIN_SOURCES}, not an existing local folder, and "
-            f"load_dataset('{name}') failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}). Pass a local "
-            f"folder (videofolder layout split/label/file.mp4 or a saved dataset) or check the Hub id."
-        ) from err
-
-
-def _pick_split(data: DatasetDict | Dataset, split: str | None) -> Dataset:
-    if isinstance(data, Dataset):
-        own = str(data.split) if data.split is not None else None
-        if split is None or split == own or (own is None and split == "train"):
-            return data
-        raise ValueError(f"split='{split}' was asked of a single datasets.Dataset (its split: {own}), which has no "
-                         f"other splits. Pass a DatasetDict holding a '{split}' split, or pass the {split} rows "
-                         f"themselves as a Dataset with split=None.")
-    if split is None:
-        raise ValueError(f"split=None needs a single Dataset; this source has splits {list(data)}.")
-    if split in data:
-        return data[split]
-    aliases = {"test": ("validation", "val"), "validation": ("test", "val"), "train": ()}
-    for alias in aliases.get(split, ()):
-        if alias in data:
-            return data[alias]
-    raise ValueError(f"Split '{split}' not found; available splits: {list(data)}. Pass split=<one of those>.")
-
-
-def _find_column(ds: Dataset, candidates: tuple[str, ...], what: str, given: str | None) -> str:
-    if given is not None:
-        if given not in ds.column_names:
-            raise ValueError(f"{what} column '{given}' not found; columns are {ds.column_names}.")
-        return given
-    for col in candidates:
-        if col in ds.column_names:
-            return col
-    if what == "video":
-        for col, feat in ds.features.items():
-            if isinstance(feat, Video):
-                return col
-    raise ValueError(f"No {what} column found (looked for {list(candidates)}); columns are {ds.column_names}. "
-                     f"Pass {what}_column=<name>.")
 
 
 class VideoClassificationSet(torch.utils.data.Dataset):
@@ -427,23 +327,6 @@ class _FullClips(torch.utils.data.Dataset):
         return self.parent._resize(self.parent.decode(i))
 
 
-def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | None) -> tuple[int, int]:
-    """toy-actions defaults to 32×32×8 (its native size), everything else to VDSD's 112×112×16."""
-    toy = str(dataset) in ("toy-actions", "toy_actions")
-    return (32 if toy else 112) if frame_size is None else frame_size, (8 if toy else 16) if num_frames is None \
-        else num_frames
-
-
-def source_name(source, revision: str | None = None) -> str:
-    """How a source is named in cards: a Hub id (with `@revision`), a local folder's name, or the type's name."""
-    if not isinstance(source, (str, os.PathLike)):
-        return type(source).__name__
-    name = os.fspath(source)
-    if Path(name).expanduser().exists():
-        return Path(name).expanduser().resolve().name
-    return f"{name}@{revision}" if revision else name
-
-
 def load_video_dataset(source, split: str | None = "train", num_frames: int = 16, frame_size: int = 112,
                        interval: int = 4, train: bool | None = None, static: bool = False,
                        video_column: str | None = None, label_column: str | None = None,
@@ -468,15 +351,18 @@ def load_video_dataset(source, split: str | None = "train", num_frames: int = 16
 
     Nothing is decoded here (and no file is opened unless `skip_corrupt`).
 
-    The set's `name` (recorded as the distilled set's `source`) is the Hub id (`@revision` when given), the folder's
-    name for a local folder (never the machine's path), or the built-in name, followed by `:split`.
+    The set's `name` (recorded as the distilled set's `source`) is the Hub id with the commit it was read at
+    (`<id>@<sha>`, or `@revision` as given when the cache does not tell), the folder's name for a local folder
+    (never the machine's path), or the built-in name, followed by `:split`.
     """
     if num_frames <= 0 or frame_size <= 0:
         raise ValueError(f"num_frames and frame_size must be > 0, got num_frames={num_frames}, "
                          f"frame_size={frame_size}.")
     data = load_source(source, toy_kwargs=toy_kwargs, config=config, revision=revision)
     ds = _pick_split(data, split)
-    name = source_name(source, revision)
+    hub_id = isinstance(source, str) and source not in BUILTIN_SOURCES + ("toy_actions",) \
+        and not Path(source).expanduser().exists()
+    name = source_name(source, (resolved_revision(ds) or revision) if hub_id else revision)
     return VideoClassificationSet(ds, num_frames=num_frames, frame_size=frame_size, interval=interval,
                                   train=(split in ("train", None)) if train is None else train, static=static,
                                   video_column=video_column, label_column=label_column,

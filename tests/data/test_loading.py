@@ -256,3 +256,21 @@ def test_loading_opens_no_video(video_folder, monkeypatch):
     assert opened == [] and [len(s) for s in sets] == [12, 12, 8]
     sets[0].clip(0)
     assert len(opened) == 1
+
+
+def test_hub_sources_are_named_with_the_commit_they_were_read_at(monkeypatch, tiny_toy):
+    """A Hub id is recorded as `<id>@<commit sha>` (from the `datasets` cache path), or `@revision` as given when
+    the cache does not say; folders and built-ins keep their names."""
+    from datasets import Dataset
+
+    from hf_vdd.data import sources
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr(sources, "load_dataset", lambda name, config=None, revision=None: tiny_toy)
+    monkeypatch.setattr(Dataset, "cache_files", property(
+        lambda self: [{"filename": f"/cache/org___set/default/0.0.0/{sha}/set-train.arrow"}]))
+    assert load_video_dataset("org/set", "train").name == f"org/set@{sha}:train"
+    assert load_video_dataset("org/set", "train", revision="main").name == f"org/set@{sha}:train"
+    monkeypatch.setattr(Dataset, "cache_files", property(lambda self: []))
+    assert load_video_dataset("org/set", "train", revision="v1.0").name == "org/set@v1.0:train"
+    assert load_video_dataset("toy-actions", "train").name == "toy-actions:train"
