@@ -35,6 +35,7 @@ from .data.decoding import normalize
 from .utils import HfVddError, atomic_folder, shared_data_dir
 
 IMPLS = {"reference": "reference (classic DM loop)", "dm-noaug": "hf_vdd DM, augment 0",
+         "dm-cl": "hf_vdd DM, augment 0, channels_last", "dm-bf16": "hf_vdd DM, augment 0, channels_last, bf16",
          "dm": "hf_vdd DM, augment 1 (default)", "idtd": "hf_vdd IDTD (default)"}
 RESULT_PREFIX = "HF_VDD_SPEED_RESULT "
 RESULT_MARKERS = ("speed.json", "memory.json")  # hf_vdd wrote a results folder holding one
@@ -184,12 +185,16 @@ def hf_vdd_seconds(case: Case, train_set) -> tuple[list[float], str]:
     if case.impl == "idtd":
         distiller = IDTDDistiller(IDTDConfig(**common))
     else:
-        distiller = DMDistiller(DMConfig(**common, augment_strength=0.0 if case.impl == "dm-noaug" else 1.0))
+        distiller = DMDistiller(DMConfig(**common, augment_strength=0.0 if case.impl != "dm" else 1.0,
+                                         channels_last=case.impl in ("dm-cl", "dm-bf16")))
     accelerator = None
-    if case.device == "cuda":  # a CUDA accelerator, as the recipes make on a GPU machine
+    if case.device == "cuda" or case.impl == "dm-bf16":  # the Accelerator the recipes make (bf16: autocast)
+        from accelerate import Accelerator
+
         from .training import make_accelerator
 
-        accelerator = make_accelerator()
+        accelerator = Accelerator(cpu=case.device == "cpu", mixed_precision="bf16") if case.impl == "dm-bf16" \
+            else make_accelerator()
     output = distiller(train_set, accelerator=accelerator)
     _sync(case.device)
     used_cuda = case.device == "cuda" and torch.cuda.max_memory_allocated() > 0

@@ -135,3 +135,17 @@ def test_compiled_embedder_matches_eager_and_falls_back_with_a_warning(train_set
         AcceleratorState._reset_state(reset_partial_state=True)
     assert torch.equal(fallback.videos, eager.videos)
     assert "torch.compile (backend eager) failed, running eagerly: InductorError" in caplog.text
+
+
+def test_channels_last_embedder_is_close_to_the_default(train_set):
+    """`channels_last=True` runs the embedder in channels_last_3d (oneDNN's fast path): the same run up to float
+    rounding."""
+    from hf_vdd.distillers.engine import ClassParallelEngine
+
+    cfg = dict(ipc=1, iterations=2, **SMALL)
+    engine = ClassParallelEngine(DMDistiller(DMConfig(**cfg, channels_last=True)), train_set)
+    assert engine.embedder(0, 0, 4, [8, 16, 16]).features[0].weight.is_contiguous(
+        memory_format=torch.channels_last_3d)
+    default = DMDistiller(DMConfig(**cfg))(train_set)
+    fast = DMDistiller(DMConfig(**cfg, channels_last=True))(train_set)
+    assert torch.allclose(fast.videos, default.videos, atol=1e-4)
