@@ -275,8 +275,6 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     distilled_sets = {}
     for dataset in args.datasets:
         size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
-        setting = (f"{frames}x{size}x{size}, {args.runs} runs, {args.steps}/{args.full_steps} steps, "
-                   f"bs {args.batch_size}")
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
         todo = [c for c in cells if not all(
@@ -323,6 +321,9 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 train_config = protocol_config(args.protocol, budget | {"student": student, "runs": args.runs,
                                                                         "seed": args.seed, "show_progress": False}
                                                | train_kwargs)
+                length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
+                setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
+                           + ("" if args.protocol == "fast" else f", {args.protocol}"))  # what the student ran
                 report = evaluate_distilled(data, test, train_config, accelerator=accelerator)
                 distilled = ipc is not None
                 if distilled:
