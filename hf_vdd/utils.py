@@ -293,3 +293,21 @@ def runtime(accelerator=None) -> tuple[torch.device, Callable]:
     if accelerator is None:
         return torch.device("cpu"), contextlib.nullcontext
     return accelerator.device, accelerator.autocast
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc's `malloc_trim`; a no-op elsewhere). Decoding workers call it
+    after each batch: FFmpeg's decoding threads allocate in their own malloc arenas, which otherwise keep what
+    they freed (measured on ucf12: a worker's RSS 1009 MB without it, 494 MB with it)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..utils import derived_generator
+from ..utils import derived_generator, release_memory
 
 logger = logging.getLogger("hf_vdd")
 
@@ -59,6 +59,8 @@ class _PlannedBatches(Dataset):
             return (it, c), sample_class_batch(self.train_set, self.by_class, c, self.n, g), g.get_state()
         except (ValueError, OSError) as err:  # CorruptVideoError, FileNotFoundError
             return (it, c), err, None
+        finally:
+            release_memory()  # the decoder threads' arenas keep what they free otherwise (worker RSS 1.0 -> 0.5 GB)
 
 
 class PrefetchingClassSampler:
