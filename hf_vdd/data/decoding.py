@@ -58,13 +58,9 @@ def decode_video(source: str | bytes | os.PathLike, max_frames: int | None = Non
                     break
             if max_frames is None and frames:
                 _check_complete(name, int(stream.frames or 0), len(frames))
-    except CorruptVideoError:
-        raise
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise CorruptVideoError(f"Could not decode video {name}: {err}. Re-encode it or pass "
-                                f"skip_corrupt=True to skip such files.") from err
-    if not frames:
-        raise CorruptVideoError(f"Video {name} contains no decodable frame. Remove it or pass skip_corrupt=True.")
+        _reraise(name, err)
+    _require_frames(name, frames)
     return np.stack(frames)
 
 
@@ -121,15 +117,24 @@ def decode_frames(source: str | bytes | os.PathLike,
             decoded = list(container.decode(stream))  # av.VideoFrames: converted to RGB only when needed
             if decoded:
                 _check_complete(name, int(stream.frames or 0), len(decoded))
-    except CorruptVideoError:
-        raise
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise CorruptVideoError(f"Could not decode video {name}: {err}. Re-encode it or pass "
-                                f"skip_corrupt=True to skip such files.") from err
-    if not decoded:
-        raise CorruptVideoError(f"Video {name} contains no decodable frame. Remove it or pass skip_corrupt=True.")
+        _reraise(name, err)
+    _require_frames(name, decoded)
     wanted, where = np.unique(np.asarray(indices_for(len(decoded))), return_inverse=True)
     return np.stack([decoded[j].to_ndarray(format="rgb24") for j in wanted]), where.reshape(-1), len(decoded)
+
+
+def _reraise(name: str, err: Exception):
+    """A decoding failure as `CorruptVideoError` naming the file (our own `CorruptVideoError`s pass unchanged)."""
+    if isinstance(err, CorruptVideoError):
+        raise err
+    raise CorruptVideoError(f"Could not decode video {name}: {err}. Re-encode it or pass skip_corrupt=True to skip "
+                            f"such files.") from err
+
+
+def _require_frames(name: str, frames: list) -> None:
+    if not frames:
+        raise CorruptVideoError(f"Video {name} contains no decodable frame. Remove it or pass skip_corrupt=True.")
 
 
 def _video_stream(container, name: str):
