@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from torch import nn
 
 from .data.decoding import normalize
@@ -187,22 +189,21 @@ def hf_vdd_seconds(case: Case, train_set) -> tuple[list[float], str]:
     else:
         distiller = DMDistiller(DMConfig(**common, augment_strength=0.0 if case.impl != "dm" else 1.0,
                                          channels_last=case.impl in ("dm-cl", "dm-bf16")))
-    accelerator = None
-    if case.device == "cuda" or case.impl == "dm-bf16":  # the Accelerator the recipes make (bf16: autocast)
-        from accelerate import Accelerator
+    from .training import make_accelerator
 
-        from .training import make_accelerator
-
-        accelerator = Accelerator(cpu=case.device == "cpu", mixed_precision="bf16") if case.impl == "dm-bf16" \
-            else make_accelerator()
-    output = distiller(train_set, accelerator=accelerator)
+    bf16 = case.impl == "dm-bf16"
+    if bf16:  # a bf16 Accelerator needs a fresh state in a process that made another (--isolate false)
+        AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=case.device == "cpu", mixed_precision="bf16") if bf16 else \
+        make_accelerator() if case.device == "cuda" else None  # the Accelerator the recipes make
+    try:
+        output = distiller(train_set, accelerator=accelerator)
+    finally:
+        if bf16:
+            AcceleratorState._reset_state(reset_partial_state=True)
     _sync(case.device)
     used_cuda = case.device == "cuda" and torch.cuda.max_memory_allocated() > 0
     return list(output.stats["iteration_seconds"]), "cuda" if used_cuda else "cpu"
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def run_case(case: Case) -> dict:
@@ -214,13 +215,14 @@ def run_case(case: Case) -> dict:
         data = hf_vdd_train_set(videos, labels, case) if case.impl != "reference" else None
         if case.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        rss_before, start = _rss_mb(), time.perf_counter()
+        rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731 - MiB (KiB on Linux)
+        rss_before, start = rss(), time.perf_counter()
         if data is None:
             seconds, compute = reference_seconds(case, videos, labels)
         else:
             seconds, compute = hf_vdd_seconds(case, data)
         row = summarise(case, seconds[case.warmup:])  # `call_s`: the whole call, set-up included, synchronised
-        row |= {"compute_device": compute, "call_s": time.perf_counter() - start, "peak_rss_mb": round(_rss_mb(), 1),
+        row |= {"compute_device": compute, "call_s": time.perf_counter() - start, "peak_rss_mb": round(rss(), 1),
                 "rss_before_mb": round(rss_before, 1),
                 "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if case.device == "cuda" else None}
         return row
