@@ -289,7 +289,8 @@ def seeded_dropout(x: torch.Tensor, p: float, seeds: torch.Tensor) -> torch.Tens
 
 def runtime(accelerator=None) -> tuple[torch.device, Callable]:
     """`(device, autocast)` of `accelerator`: where tensors and modules go, and a factory of its mixed-precision
-    autocast context (`with autocast(): ...`). Without an accelerator: the CPU and a no-op."""
+    autocast context (`with autocast(): ...`). Without an accelerator: the CPU and a no-op (the one place that
+    fallback lives; the engine, the coreset features, the pool selectors and Latte generation all ask here)."""
     if accelerator is None:
         return torch.device("cpu"), contextlib.nullcontext
     return accelerator.device, accelerator.autocast

@@ -7,7 +7,6 @@ ConvNet3D). Selected clips are stored as uint8 frames `(T, C, H, W)` with their 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ import torch
 from ..data.decoding import normalize
 from ..data.loading import VideoClassificationSet
 from ..models import ConvNet3D
-from ..utils import progress
+from ..utils import progress, runtime
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
 
 
@@ -45,8 +44,7 @@ class _CoresetDistiller(Distiller):
             net = ConvNet3D.from_pretrained(self.config.feature_model)
         else:
             net = ConvNet3D(num_classes=train_set.num_classes)
-        device = accelerator.device if accelerator is not None else torch.device("cpu")
-        autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+        device, autocast = runtime(accelerator)
         net.eval().to(device)
         feats = []
         order = np.arange(len(train_set))

@@ -14,13 +14,12 @@ import torch
 
 from ..data.decoding import denormalize, normalize
 from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
-from .engine import ClassParallelEngine, to_cpu
+from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
     derived_generator,
     dm_loss,
     fresh_embedder,
-    gather_classes,
 )
 
 
@@ -116,16 +115,19 @@ class DMDistiller(Distiller):
         return total
 
     # ---- main loop ----------------------------------------------------------------------------------------------
-    def _evaluate(self, syn: dict, train_set, eval_set, accelerator) -> float:
+    def _gathered(self, engine: ClassParallelEngine, syn: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every class's synthetic videos in pixel space, on every process (CPU), and their labels."""
+        merged = engine.gather({c: denormalize(syn[c].detach()) for c in syn})
+        videos = torch.cat([merged[c] for c in range(engine.num_classes)])
+        return videos, torch.arange(engine.num_classes).repeat_interleave(self.config.ipc)
+
+    def _evaluate(self, engine: ClassParallelEngine, syn: dict, eval_set) -> float:
         from ..data.distilled import TensorVideoSet
         from ..training import TrainConfig, evaluate_distilled
 
-        merged = gather_classes(to_cpu({c: denormalize(syn[c].detach()) for c in syn}), accelerator)
-        videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
-        labels = torch.arange(train_set.num_classes).repeat_interleave(self.config.ipc)
-        report = evaluate_distilled(TensorVideoSet(videos, labels), eval_set,
+        report = evaluate_distilled(TensorVideoSet(*self._gathered(engine, syn)), eval_set,
                                     TrainConfig(runs=1, steps=self.config.periodic_eval_steps, seed=self.config.seed,
-                                                show_progress=False), accelerator=accelerator)
+                                                show_progress=False), accelerator=engine.accelerator)
         return report.top1["mean"]
 
     def __call__(self, train_set, accelerator=None, eval_set=None) -> DistillationOutput:
@@ -151,7 +153,7 @@ class DMDistiller(Distiller):
 
         def evaluate(done: int) -> None:
             if cfg.eval_every and eval_set is not None and done % cfg.eval_every == 0:
-                eval_curve.append((done, self._evaluate(syn, train_set, eval_set, accelerator)))
+                eval_curve.append((done, self._evaluate(engine, syn, eval_set)))
                 engine.bar.write(f"DM iteration {done}: top-1 {eval_curve[-1][1]:.1f}")
 
         # 3. iterate: fresh frozen embedder, class-by-class loss and SGD-with-momentum on pixels
@@ -160,9 +162,7 @@ class DMDistiller(Distiller):
                     state=lambda done: {c: (syn[c].detach(), momentum[c]) for c in engine.classes},
                     hooks=(evaluate,))
         # 4. gather every class on every process and return pixel-space videos
-        merged = engine.gather({c: denormalize(syn[c].detach()) for c in engine.classes})
-        videos = torch.cat([merged[c] for c in range(train_set.num_classes)])
-        labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
+        videos, labels = self._gathered(engine, syn)
         return DistillationOutput(
             videos=videos, labels=labels, class_names=train_set.class_names, method=self.name, ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,

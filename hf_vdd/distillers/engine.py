@@ -26,16 +26,16 @@ need to know, and one `Accelerator` serves many distillers in a benchmark, where
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import resource
 import time
 from collections.abc import Callable
 
 import torch
+from accelerate.utils import recursively_apply, send_to_device
 
 from ..data.streaming import PrefetchingClassSampler
-from ..utils import progress
+from ..utils import progress, runtime
 from .matching import fresh_embedder, gather_classes, load_checkpoint, process_classes, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ClassParallelEngine:
         self.classes, self.world = process_classes(self.num_classes, accelerator)
         self.run = distiller.run_fingerprint(train_set)
         self.show = accelerator is None or accelerator.is_local_main_process
-        self.device = accelerator.device if accelerator is not None else torch.device("cpu")
+        self.device, self._autocast = runtime(accelerator)
         self._net = None  # the compiled embedder, when compiling
         self._sampler = None  # the real-batch sampler (closed by `stats`)
         self.losses: list[tuple[int, float]] = []
@@ -61,7 +61,7 @@ class ClassParallelEngine:
 
     def autocast(self):
         """The accelerator's mixed-precision autocast (a no-op with `mixed_precision="no"` or no accelerator)."""
-        return self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
+        return self._autocast()
 
     def embedder(self, seed: int, iteration: int, num_classes: int, widths) -> torch.nn.Module:
         """The frozen random ConvNet3D of `iteration` (`matching.fresh_embedder`: the same weights on every device)
@@ -99,13 +99,7 @@ class ClassParallelEngine:
 
     def to_device(self, tree):
         """`tree` (tensors in dicts, lists and tuples) on `self.device`; other leaves unchanged."""
-        if isinstance(tree, torch.Tensor):
-            return tree.to(self.device)
-        if isinstance(tree, dict):
-            return {k: self.to_device(v) for k, v in tree.items()}
-        if isinstance(tree, (list, tuple)):
-            return type(tree)(self.to_device(v) for v in tree)
-        return tree
+        return send_to_device(tree, self.device)
 
     # ---- resume / checkpoint ---------------------------------------------------------------------------------
     def resume(self) -> dict | None:
@@ -166,13 +160,7 @@ class ClassParallelEngine:
 
 def to_cpu(tree):
     """`tree` (tensors in dicts, lists and tuples) with every tensor detached on the CPU (to gather and save)."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu()
-    if isinstance(tree, dict):
-        return {k: to_cpu(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(to_cpu(v) for v in tree)
-    return tree
+    return recursively_apply(lambda t: t.detach().cpu(), tree)
 
 
 def _compiled_or_eager(fn: Callable, backend: str) -> Callable:

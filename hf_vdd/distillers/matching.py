@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.decoding import normalize
+from ..data.streaming import sample_class_batch
 from ..models import ConvNet3D
 from ..utils import HfVddError, atomic_folder, derived_generator
 
@@ -100,9 +101,7 @@ class ClassSampler:
         self.by_class = train_set.indices_per_class()
 
     def sample(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = self.by_class[c]
-        pick = idx[torch.randperm(len(idx), generator=generator)[: min(n, len(idx))].numpy()]
-        return self.train_set.stack(pick, train=True, generator=generator)
+        return sample_class_batch(self.train_set, self.by_class, c, n, generator)
 
     def batch(self, seed: int, it: int, c: int, n: int) -> tuple[torch.Tensor, torch.Generator]:
         """The real batch of class `c` at iteration `it` (`sample` with `derived_generator(seed, it, c)`) and that
