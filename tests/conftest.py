@@ -5,10 +5,14 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+from torch.utils._pytree import tree_leaves  # noqa: E402
 
 from hf_vdd.data import toy_actions  # noqa: E402
 from hf_vdd.utils import shared_data_dir  # noqa: E402
@@ -85,7 +89,6 @@ def meta_accelerator(monkeypatch):
     device tensors raises, as it would next to CUDA tensors, so the suite catches it on any machine. Host transfers
     of meta tensors (`.cpu()`, `.item()`, `float()`, `.tolist()`, `.numpy()`, `.to("cpu")`) give ones (scalars) or
     zeros (arrays), so a whole run goes through; its numbers are meaningless, only devices are checked."""
-    import torch
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=True)
@@ -95,7 +98,15 @@ def meta_accelerator(monkeypatch):
         yield accelerator
 
 
-class DeviceCheck:
+def _zeros(t):
+    return torch.zeros(t.shape, dtype=t.dtype)
+
+
+def _to_cpu_call(args, kwargs) -> bool:
+    return any(str(a) == "cpu" for a in (*args[1:], *kwargs.values()) if isinstance(a, (str, torch.device)))
+
+
+class DeviceCheck(TorchFunctionMode):
     """A `TorchFunctionMode` that refuses any torch call mixing CPU and meta tensors (not only those whose kernels
     check devices: a meta input through CPU conv weights does not raise by itself). Moving data (`to`, `copy_`)
     and indexing a device tensor with CPU indices are allowed, as on CUDA; 0-dim CPU tensors count as scalars.
@@ -104,52 +115,35 @@ class DeviceCheck:
 
     ALLOWED = {"to", "copy_", "type_as", "__getitem__", "__setitem__", "as_tensor", "tensor", "cpu", "new_tensor",
                "_has_compatible_shallow_copy_type"}  # (the last: `Module.to` swapping parameters)
+    # host reads of meta tensors: scalars read as 1 (a length or count of 0 would empty tensors downstream), arrays
+    # as zeros
+    HOST = {"cpu": _zeros, "item": lambda t: torch.ones((), dtype=t.dtype).item(),
+            "tolist": lambda t: _zeros(t).tolist(), "numpy": lambda t: _zeros(t).numpy(),
+            "__float__": lambda t: 1.0, "__int__": lambda t: 1, "__index__": lambda t: 1, "__bool__": lambda t: False}
 
-    def __new__(cls):
-        from collections import Counter
+    def __init__(self):
+        super().__init__()
+        self.calls = Counter()
 
-        import torch
-        from torch.overrides import TorchFunctionMode
-        from torch.utils._pytree import tree_leaves
-
-        def zeros(t):
-            return torch.zeros(t.shape, dtype=t.dtype)
-
-        # scalars read as 1 (a length or count of 0 would empty tensors downstream), arrays as zeros
-        host = {"cpu": zeros, "item": lambda t: torch.ones((), dtype=t.dtype).item(),
-                "tolist": lambda t: zeros(t).tolist(), "numpy": lambda t: zeros(t).numpy(),
-                "__float__": lambda t: 1.0, "__int__": lambda t: 1, "__index__": lambda t: 1,
-                "__bool__": lambda t: False}
-
-        def to_cpu(args, kwargs):
-            targets = list(args[1:]) + list(kwargs.values())
-            return any(str(a) == "cpu" for a in targets if isinstance(a, (str, torch.device)))
-
-        class _Mode(TorchFunctionMode):
-            calls = Counter()
-
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                name = getattr(func, "__name__", "")
-                first = args[0] if args else None
-                if isinstance(first, torch.Tensor) and first.is_meta:
-                    if name in host:
-                        return host[name](first)
-                    if name == "to" and to_cpu(args, kwargs):
-                        dtype = next((a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)),
-                                     first.dtype)
-                        return torch.zeros(first.shape, dtype=dtype)
-                if (name == "__getitem__" and isinstance(first, torch.Tensor) and not first.is_meta
-                        and isinstance(args[1], torch.Tensor) and args[1].is_meta and args[1].dim() == 0):
-                    return first[0]  # a CPU table read at a device scalar (schedulers), which CUDA allows
-                if name not in cls.ALLOWED:
-                    kinds = {t.device.type for t in tree_leaves((args, kwargs))
-                             if isinstance(t, torch.Tensor) and (t.dim() > 0 or t.is_meta)}
-                    for kind in kinds:
-                        self.calls[name, kind] += 1
-                    if "meta" in kinds and "cpu" in kinds:
-                        raise RuntimeError(f"{getattr(func, '__qualname__', func)} mixes tensors on the cpu and the "
-                                           f"accelerator device (meta): a tensor or module was left on the CPU")
-                return func(*args, **kwargs)
-
-        return _Mode()
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        first = args[0] if args else None
+        if isinstance(first, torch.Tensor) and first.is_meta:
+            if name in self.HOST:
+                return self.HOST[name](first)
+            if name == "to" and _to_cpu_call(args, kwargs):
+                dtype = next((a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.dtype)), first.dtype)
+                return torch.zeros(first.shape, dtype=dtype)
+        if (name == "__getitem__" and isinstance(first, torch.Tensor) and not first.is_meta
+                and isinstance(args[1], torch.Tensor) and args[1].is_meta and args[1].dim() == 0):
+            return first[0]  # a CPU table read at a device scalar (schedulers), which CUDA allows
+        if name not in self.ALLOWED:
+            kinds = {t.device.type for t in tree_leaves((args, kwargs))
+                     if isinstance(t, torch.Tensor) and (t.dim() > 0 or t.is_meta)}
+            for kind in kinds:
+                self.calls[name, kind] += 1
+            if "meta" in kinds and "cpu" in kinds:
+                raise RuntimeError(f"{getattr(func, '__qualname__', func)} mixes tensors on the cpu and the "
+                                   f"accelerator device (meta): a tensor or module was left on the CPU")
+        return func(*args, **kwargs)
