@@ -157,6 +157,8 @@ class DistillationOutput:
             sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
                             "frames and expanded to T by interleave-repeat (`load_distilled` does it).\n\n"
                             "| class | frames stored |\n|---|---|\n" + rows)
+        if self.stats.get("teacher"):  # DAViD, Realism: `Teacher.info()`, where the head's logits come from
+            sections.append(teacher_section(self.stats["teacher"]))
         if self.stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
             skipped = self.stats["skipped_videos"]
             sections.append(f"## Skipped source videos\n\n{len(skipped)} unreadable or truncated video(s) of the "
@@ -211,6 +213,20 @@ class DistillationOutput:
 
 
 REQUIRED_META = ("method", "ipc", "source", "class_names", "frame_size", "num_frames", "seed", "dtype")
+
+
+def teacher_section(info: dict) -> str:
+    """The card's "Teacher" section from `Teacher.info()`: source, where the head comes from, a probe's accuracy."""
+    text = f"## Teacher\n\n`{info.get('source')}`; classifier head: {info.get('head')}."
+    probe = info.get("probe")
+    if probe:
+        held = probe.get("held_out_accuracy")
+        text += (f" The checkpoint's labels are not this dataset's classes, so a linear probe (logistic regression on "
+                 f"the frozen backbone's {probe['feature_dim']}-d pooled features) was fitted on the "
+                 f"{probe['num_train']} real training clips: train accuracy {probe['train_accuracy']:.1%}"
+                 + (f", held-out accuracy {held:.1%} ({probe['num_held_out']} clips: {probe['held_out']})."
+                    if held is not None else " (no clips held out)."))
+    return text
 
 
 def _read_meta(meta_file: Path, where) -> dict:

@@ -212,7 +212,7 @@ class MAEScoreSelector(_PoolSelector):
         if cfg.get("model_type") != "videomae" or len(labels) != pool.num_classes:
             raise ValueError(f"MAE-Score needs a VideoMAE video classifier over the pool's {pool.num_classes} "
                              f"classes; '{encoder}' has model_type={cfg.get('model_type')!r}, {len(labels)} labels.")
-        teacher = load_teacher(str(folder), pool).to(self.device)
+        teacher = load_teacher(str(folder), pool, teacher_head="error").to(self.device)
         teacher.autocast = self.autocast
         return teacher.probs(pool.videos.float() / 255.0, self.config.batch_size)
 

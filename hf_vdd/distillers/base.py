@@ -154,7 +154,7 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
     # config fields that may change when a run resumes from a checkpoint (they do not change its trajectory)
     resume_free_fields: tuple[str, ...] = ("iterations", "checkpointing_steps", "checkpoints_total_limit",
                                            "checkpoint_dir", "resume_from_checkpoint", "log_every", "eval_every",
-                                           "periodic_eval_steps", "teacher_cache_dir")
+                                           "periodic_eval_steps", "teacher_cache_dir", "teacher_head")
 
     def run_fingerprint(self, train_set) -> dict:
         """What a checkpoint must match to be resumed: method, trajectory-relevant config, data fingerprint."""

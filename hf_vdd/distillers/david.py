@@ -88,6 +88,10 @@ class DAViDConfig(DMConfig):
     teacher: str | None = field(default=None, metadata={
         "help": "Teacher folder/Hub id (ConvNet3D or VideoMAE classifier); default: train a ConvNet3D on the real "
                 "train split and cache it."})
+    teacher_head: str = field(default="probe", metadata={
+        "choices": ("probe", "error"),
+        "help": "A VideoMAE --teacher whose labels are not the data's classes: 'probe' fits a linear probe on its "
+                "frozen features of the real train split (accuracy in the card), 'error' stops."})
     teacher_steps: int = field(default=500, metadata={"help": "Training steps of the default teacher."})
     teacher_cache_dir: str | None = field(default=None, metadata={"help": "Teacher cache (default "
                                                                           "$HF_VDD_CACHE/teachers)."})
@@ -249,7 +253,8 @@ class DAViDDistiller(DMDistiller):
         if search and phase == "policy":
             teacher = (self.teacher or load_teacher(cfg.teacher, train_set, TrainConfig(steps=cfg.teacher_steps),
                                                     cfg.teacher_cache_dir, accelerator=accelerator,
-                                                    show_progress=show)).on(accelerator)
+                                                    show_progress=show, teacher_head=cfg.teacher_head,
+                                                    eval_set=eval_set)).on(accelerator)
             real_mean = self._real_features(train_set, teacher, classes)
             p0 = time.perf_counter()
             # 2. temporal policy learning: epsilon-greedy action, early-stage DM from noise, teacher reward, Q update
@@ -309,6 +314,7 @@ class DAViDDistiller(DMDistiller):
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=t, seed=cfg.seed,
             config=cfg.to_dict() | {"resolutions_per_class": resolutions},
             stats=engine.stats() | {
+                "teacher": teacher.info() if teacher is not None else None,
                 "policy_seconds": policy_seconds, "final_dm_seconds": final_seconds,
                 "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
                 "rewards": rewards, "resolutions_per_class": resolutions, "q_tables": self.q_tables, "actions": acts})

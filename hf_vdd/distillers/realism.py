@@ -54,6 +54,10 @@ class RealismConfig(DistillerConfig):
     teacher: str | None = field(default=None, metadata={
         "help": "Teacher folder/Hub id (saved ConvNet3D or VideoMAE classifier); default: train a ConvNet3D "
                 "on the source with the shared trainer and cache it."})
+    teacher_head: str = field(default="probe", metadata={
+        "choices": ("probe", "error"),
+        "help": "A VideoMAE --teacher whose labels are not the data's classes: 'probe' fits a linear probe on its "
+                "frozen features of the real train split (accuracy in the card), 'error' stops."})
     teacher_steps: int = field(default=500, metadata={"help": "Training steps of the default ConvNet3D teacher."})
     teacher_cache: str | None = field(default=None, metadata={"help": "Teacher cache folder (default ~/.cache)."})
     track_frames: int | None = field(default=None, metadata={
@@ -295,7 +299,7 @@ class RealismDistiller(Distiller):
             torch.manual_seed(c.seed)
             teacher_config = TrainConfig(steps=c.teacher_steps, batch_size=32, seed=c.seed)
             teacher = load_teacher(c.teacher, train_set, teacher_config, c.teacher_cache, accelerator=accelerator,
-                                   show_progress=show)
+                                   show_progress=show, teacher_head=c.teacher_head)
         teacher = teacher.on(accelerator)
         timings["teacher_seconds"] = time.perf_counter() - start
 
@@ -384,7 +388,8 @@ class RealismDistiller(Distiller):
             videos=videos_t, labels=torch.as_tensor(labels), class_names=train_set.class_names, method=self.name,
             ipc=c.ipc, source=train_set.name.split(":")[0], frame_size=size, num_frames=t_out, seed=c.seed,
             soft_labels=soft, config=c.to_dict() | {"teacher_source": getattr(teacher, "source", None)},
-            stats=stats | timings | {"mosaics": ipc_rows, "storage_bytes": storage, "tile_source_index": tile_sources,
+            stats=stats | timings | {"teacher": teacher.info() if hasattr(teacher, "info") else None,
+                                     "mosaics": ipc_rows, "storage_bytes": storage, "tile_source_index": tile_sources,
                                      "tile_scores": tile_scores})
 
     @staticmethod

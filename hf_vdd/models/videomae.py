@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+logger = logging.getLogger(__name__)
 
 
 def tiny_videomae_config(num_classes: int, num_frames: int, frame_size: int, **overrides) -> VideoMAEConfig:
@@ -24,6 +28,7 @@ class VideoMAEStudent(nn.Module):
         super().__init__()
         self.model = model
         self.num_classes = model.config.num_labels
+        self.head_loaded = True  # False: the classifier was newly initialised (see `from_pretrained`)
 
     @classmethod
     def from_config(cls, num_classes: int, num_frames: int, frame_size: int, **overrides) -> VideoMAEStudent:
@@ -31,14 +36,34 @@ class VideoMAEStudent(nn.Module):
                                                                         **overrides)))
 
     @classmethod
-    def from_pretrained(cls, id_or_dir: str, num_classes: int) -> VideoMAEStudent:
+    def from_pretrained(cls, id_or_dir: str, num_classes: int | None = None) -> VideoMAEStudent:
+        """A pretrained VideoMAE classifier.
+
+        With `num_classes` (a student to train): a checkpoint head of another size is replaced by a new one of
+        `num_classes` outputs, which the student's training fits (logged). With `num_classes=None` the checkpoint's
+        head is kept as it is, and `head_loaded` says whether the checkpoint held one (a backbone-only checkpoint
+        gets a new, untrained head: teachers check it, see `hf_vdd.teacher`)."""
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the head decision is reported below, in hf_vdd's words
         try:
-            model = VideoMAEForVideoClassification.from_pretrained(id_or_dir, num_labels=num_classes,
-                                                                   ignore_mismatched_sizes=True)
+            kwargs = {} if num_classes is None else {"num_labels": num_classes, "ignore_mismatched_sizes": True}
+            model, info = VideoMAEForVideoClassification.from_pretrained(id_or_dir, output_loading_info=True,
+                                                                         **kwargs)
         except OSError as err:
             raise ValueError(f"Could not load VideoMAE '{id_or_dir}': {str(err).splitlines()[0]}. Pass a local "
                              f"folder written by save_pretrained, or a Hub id on a connected machine.") from err
-        return cls(model)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        new = [k for k in (*info["missing_keys"], *(m[0] if isinstance(m, tuple) else m
+                                                     for m in info["mismatched_keys"])) if k.startswith("classifier")]
+        student = cls(model)
+        student.head_loaded = not new
+        if new and num_classes is not None:
+            logger.info(f"VideoMAE '{id_or_dir}': new {num_classes}-class head (the checkpoint has none of that "
+                        f"size); the student's training fits it.")
+        return student
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.model.config

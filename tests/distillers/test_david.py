@@ -5,7 +5,7 @@ import torch
 
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DAViDConfig, DAViDDistiller, DMConfig, DMDistiller, temporal_partition
-from hf_vdd.models import ConvNet3D
+from hf_vdd.models import ConvNet3D, VideoMAEStudent
 from hf_vdd.teacher import Teacher
 from tests.helpers import run_one_and_two_processes
 
@@ -78,6 +78,7 @@ def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
     assert back.expanded_videos(8).shape == (8, 8, 3, 32, 32)
     card = (tmp_path / "set" / "README.md").read_text()
     assert "Temporal resolution per class" in card and "| slide-left |" in card
+    assert out.stats["teacher"]["source"] == "random" and "## Teacher" in card  # the card says which teacher
     d.save_pretrained(tmp_path / "distiller")
     assert "| slide-left |" in (tmp_path / "distiller" / "README.md").read_text()
     policy = json.loads((tmp_path / "distiller" / "policy.json").read_text())
@@ -134,3 +135,17 @@ def test_recipe_two_processes_equal_one(tmp_path):
     assert one.stats["resolutions_per_class"] == two.stats["resolutions_per_class"]
     assert all(torch.allclose(a, b, atol=1e-2) for a, b in zip(one.videos, two.videos))
     assert (tmp_path / "one.distiller" / "policy.json").is_file()
+
+
+def test_videomae_teacher_over_other_labels_is_probed_and_carded(train_set, tmp_path):
+    torch.manual_seed(0)
+    VideoMAEStudent.from_config(3, 8, 32, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2}
+                                ).model.save_pretrained(tmp_path / "mae")
+    cfg = dict(ipc=1, iterations=4, beta=0.25, teacher=str(tmp_path / "mae"), **SMALL)
+    out = DAViDDistiller(DAViDConfig(**cfg))(train_set)
+    probe = out.stats["teacher"]["probe"]
+    assert probe["num_train"] == 32 and probe["num_held_out"] == 4 and probe["train_accuracy"] > 0.9
+    out.save(tmp_path / "set")
+    assert "a linear probe" in (tmp_path / "set" / "README.md").read_text()
+    with pytest.raises(ValueError, match="teacher_head='probe'"):
+        DAViDDistiller(DAViDConfig(**cfg, teacher_head="error"))(train_set)

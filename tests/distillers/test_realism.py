@@ -193,6 +193,7 @@ def test_mosaics_shapes_soft_labels_and_seed(toy_out, toy_train, teacher_dir):
     tile = out.videos[:, :, :, 16:, :16].float() / 255
     assert torch.allclose(teacher.probs(tile), out.soft_labels[:, 2], atol=1e-5)
     assert out.stats["videos"] == len(toy_train) == out.stats["candidate_clips"]
+    assert out.stats["teacher"] == {"source": str(teacher_dir), "head": "checkpoint", "probe": None}
     again = RealismDistiller(ipc=1, grid=2, teacher=str(teacher_dir), boxes_per_video=2, fast_tracker=True,
                              seed=0)(toy_train)
     assert torch.equal(again.videos, out.videos) and again.stats["tile_source_index"] == out.stats["tile_source_index"]

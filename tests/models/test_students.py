@@ -32,7 +32,11 @@ def test_videomae_student_config_and_local_folder(tmp_path):
     assert student(x).shape == (2, 4) and student.embed(x).shape[0] == 2
     student.model.save_pretrained(tmp_path / "vm")
     again = build_student("videomae", 4, 8, 32, pretrained=str(tmp_path / "vm"))
-    assert isinstance(again, VideoMAEStudent) and again(x).shape == (2, 4)
+    assert isinstance(again, VideoMAEStudent) and again(x).shape == (2, 4) and again.head_loaded
+    # a student over other classes: a new head of the right size, trained with the student (a teacher never is)
+    wider = build_student("videomae", 6, 8, 32, pretrained=str(tmp_path / "vm"))
+    assert wider(x).shape == (2, 6) and not wider.head_loaded
+    assert VideoMAEStudent.from_pretrained(str(tmp_path / "vm")).num_classes == 4  # None: the checkpoint's head
     with pytest.raises(ValueError, match="num_frames"):
         student(torch.randn(1, 4, 3, 32, 32))
     with pytest.raises(ValueError, match="Could not load VideoMAE"):
