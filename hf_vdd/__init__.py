@@ -2,7 +2,14 @@
 
 from .data import CorruptVideoError, VideoClassificationSet, load_video_dataset, toy_actions
 from .data.distilled import DistillationOutput, TensorVideoSet, load_distilled
-from .diffusion import MAEScoreSelector, PoolRandomSelection, TACDTSelector, VSTUNetSelector
+from .diffusion import (
+    CSTASelector,
+    DMMMDSelector,
+    MAEScoreSelector,
+    PoolRandomSelection,
+    TACDTSelector,
+    VSTUNetSelector,
+)
 from .distillers import (
     DISTILLERS,
     Distiller,
@@ -17,8 +24,10 @@ from .version import __version__
 
 __all__ = [
     "DISTILLERS",
+    "CSTASelector",
     "ConvNet3D",
     "CorruptVideoError",
+    "DMMMDSelector",
     "DistillationOutput",
     "Distiller",
     "EvalReport",

@@ -23,6 +23,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .data.loading import default_video_shape, load_video_dataset
 from .diffusion import load_pool
+from .diffusion.select import student_shaped
 from .distillers import get_distiller
 from .hub import check_models
 from .training import TrainConfig, evaluate_distilled, protocol_config
@@ -304,7 +305,10 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     cls = get_distiller(method.split("@")[0])
                     source = (load_pool(args.pool_dir, class_names=train.class_names)
                               if getattr(cls, "needs_pool", False) else train)
-                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator)
+                    real = {"real": train} if getattr(cls, "needs_real", False) else {}  # DM-MMD
+                    data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator, **real)
+                    if getattr(cls, "needs_pool", False):  # a pool of another shape: resized to the student's
+                        data = student_shaped(data, frames, size)
                 distilled_sets[memo_key] = (data, cost)
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             for student in args.students:

@@ -150,10 +150,13 @@ class DataArgs:
     def load(self, split: str, **kwargs):
         """The `train` or `test` split (`--train_split`/`--test_split` name them in the source) as a
         `VideoClassificationSet` (nothing decoded; the same object for the same arguments), carrying
-        `sampler_options` (`--dataloader_num_workers`) for the distillers' real-batch sampler."""
+        `sampler_options` (`--dataloader_num_workers`) for the distillers' real-batch sampler. `frame_size` and
+        `num_frames` override the flags."""
         key = (split, tuple(sorted(kwargs.items())))
         if key not in self._loaded:
-            size, frames = default_video_shape(self.dataset, self.frame_size, self.num_frames)
+            # `frame_size` / `num_frames` in kwargs: the split at another shape (e.g. a generation pool's)
+            size, frames = default_video_shape(self.dataset, kwargs.pop("frame_size", self.frame_size),
+                                               kwargs.pop("num_frames", self.num_frames))
             name = {"train": self.train_split, "test": self.test_split}.get(split, split)
             self._loaded[key] = load_video_dataset(
                 self.dataset, name, num_frames=frames, frame_size=size, interval=self.interval,
@@ -244,8 +247,11 @@ def distil(distiller, data: DataArgs, out: OutputArgs, preload: bool | None = No
     return distiller(train, accelerator=accelerator, **call_kwargs), accelerator
 
 
-def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_options) -> str:
+def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, evaluate=None, **train_options) -> str:
     """Optionally evaluate (`train_options` go to `TrainConfig`), then save (main process) and push.
+
+    `evaluate(output, test_set, train_config, accelerator) -> EvalReport` replaces `evaluate_distilled` (diffusion:
+    the report over several selections).
 
     `out.prepare(...)` must have run before the work. Returns the output folder."""
     from .training import evaluate_distilled, protocol_config
@@ -260,13 +266,13 @@ def finish(output, data: DataArgs, out: OutputArgs, accelerator=None, **train_op
         output.stats["skipped_videos"] = skipped
     name = Path(out.output_dir).name
     if out.eval_runs > 0:
-        report = evaluate_distilled(output, data.load_splits(test=True)[1],
-                                    protocol_config(out.protocol, {"runs": out.eval_runs, "steps": out.eval_steps,
-                                                                   "seed": output.seed or 0} | train_options),
-                                    accelerator=accelerator)
+        config = protocol_config(out.protocol, {"runs": out.eval_runs, "steps": out.eval_steps,
+                                                "seed": output.seed or 0} | train_options)
+        report = (evaluate or evaluate_distilled)(output, data.load_splits(test=True)[1], config,
+                                                  accelerator=accelerator)
         output.eval_results = {"convnet3d": report.to_dict()}
         if main_process:
-            print(f"{name}: {report.summary()} ({out.eval_runs} runs)")
+            print(f"{name}: {report.summary()} ({len(report.runs)} runs)")
     if main_process:
         output.save(out.output_dir, repo_id=out.hub_repo_id, overwrite=out.overwrite)
         print(f"wrote {out.output_dir} ({len(output.labels)} videos; load with load_dataset('{out.output_dir}'))")

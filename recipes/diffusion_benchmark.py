@@ -1,11 +1,14 @@
-"""Benchmark of the diffusion + selection methods on one pool: Random, MAE-Score, TAC-DT, VST-UNet at several VPC,
-plus the full synthetic pool and the full real train split as upper bounds (mean ± std over `--runs` students).
+"""Benchmark of the diffusion + selection methods on one pool: Random, MAE-Score, CSTA, DM-MMD, TAC-DT, VST-UNet at
+several VPC, plus the full synthetic pool and the full real train split as upper bounds.
 
-    python recipes/diffusion_benchmark.py --vpcs 1 5 10 --runs 3 --steps 100 --full_steps 200 \
+    python recipes/diffusion_benchmark.py --vpcs 1 5 10 --selection_runs 5 --runs 1 --steps 100 --full_steps 200 \
         --output_json outputs/diffusion-benchmark.json
 
-Uses (or builds) the same pool, generator and encoder as `recipes/diffusion_select.py` with the same flags. Each
-method selects once (seed `--seed`); the runs differ in the student's seed.
+Uses (or builds) the same pool, generator and encoder as `recipes/diffusion_select.py` with the same flags (the pool
+at `--pool_frame_size` / `--pool_num_frames`, resized to the student's shape). As in the paper, each method selects
+`--selection_runs` times (seeds seed..seed+R-1, paper: 5) and each selection trains `--runs` students; the row is mean
+± std over all of them. A deterministic selector (TAC-DT, MAE-Score) selects once and trains R x `--runs` students,
+so its spread is the students' only. The upper bounds train `--runs` students.
 """
 
 import time
@@ -14,16 +17,25 @@ from dataclasses import dataclass, field
 from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.data.distilled import TensorVideoSet
-from hf_vdd.diffusion.select import DiffusionSelectArgs, build_pool, default_encoder, make_selector
+from hf_vdd.diffusion import fit_videos
+from hf_vdd.diffusion.select import (
+    NEEDS_ENCODER,
+    DiffusionSelectArgs,
+    build_pool,
+    check_generation,
+    default_encoder,
+    evaluate_selections,
+    select_runs,
+)
 from hf_vdd.training import make_accelerator
 
 
 @dataclass
 class BenchArgs:
-    methods: list[str] = field(default_factory=lambda: ["random", "maescore", "tacdt", "vstunet"],
+    methods: list[str] = field(default_factory=lambda: ["random", "maescore", "csta", "dm-mmd", "tacdt", "vstunet"],
                                metadata={"help": "Selectors to compare."})
     vpcs: list[int] = field(default_factory=lambda: [1, 5, 10], metadata={"help": "Videos per class."})
-    runs: int = field(default=3, metadata={"help": "Student runs per entry."})
+    runs: int = field(default=1, metadata={"help": "Student runs per selection (paper: 1 per selection)."})
     steps: int = field(default=100, metadata={"help": "Student steps on selections."})
     full_steps: int = field(default=200, metadata={"help": "Student steps on the full pool / full real split."})
     output_json: str | None = field(default=None, metadata={"help": "Write all results here."})
@@ -31,34 +43,42 @@ class BenchArgs:
 
 def main():
     data, sel, bench = parse_args(DataArgs, DiffusionSelectArgs, BenchArgs)
+    sel.vpc = max(bench.vpcs)
+    check_generation(data, sel)
     accelerator = make_accelerator()
     train, test = data.load("train"), data.load("test")
-    sel.vpc = max(bench.vpcs)
     pool = build_pool(data, sel, accelerator, train)
-    encoder = sel.encoder or default_encoder(train, sel, accelerator)
+    needs_encoder = any(m in NEEDS_ENCODER for m in bench.methods)
+    encoder = sel.encoder or (default_encoder(train, sel, accelerator) if needs_encoder else None)
     rows, results = [], {"pool": pool.path, "generation": pool.manifest.get("generation_stats"), "entries": []}
 
-    def evaluate(name, vpc, train_data, steps, seconds):
-        report = evaluate_distilled(train_data, test, TrainConfig(runs=bench.runs, steps=steps, seed=sel.seed,
-                                                                  show_progress=False), accelerator)
-        entry = {"method": name, "vpc": vpc, "selection_seconds": seconds, "steps": steps} | report.to_dict()
+    def record(name, vpc, report, selections, seconds, steps):
+        entry = {"method": name, "vpc": vpc, "selections": selections, "selection_seconds": seconds,
+                 "steps": steps} | report.to_dict()
         results["entries"].append(entry)
-        rows.append(f"| {name} | {vpc} | {report.top1['mean']:.1f} ± {report.top1['std']:.1f} | "
-                    f"{report.f1['mean']:.1f} ± {report.f1['std']:.1f} | {seconds:.1f} |")
+        rows.append(f"| {name} | {vpc} | {selections} | {len(report.runs)} | {report.top1['mean']:.1f} ± "
+                    f"{report.top1['std']:.1f} | {report.f1['mean']:.1f} ± {report.f1['std']:.1f} | {seconds:.1f} |")
         print(rows[-1], flush=True)
 
+    config = TrainConfig(runs=bench.runs, steps=bench.steps, seed=sel.seed, show_progress=False)
     for method in bench.methods:
         for vpc in bench.vpcs:
             sel.selector, sel.vpc = method, vpc
             start = time.perf_counter()
-            output = make_selector(sel, pool, encoder)(pool, accelerator=accelerator)
-            evaluate(method, vpc, output, bench.steps, time.perf_counter() - start)
+            outputs, _ = select_runs(sel, pool, encoder, accelerator, train, sel.selection_runs)
+            seconds = (time.perf_counter() - start) / len(outputs)
+            report = evaluate_selections(outputs, test, config, accelerator, runs=sel.selection_runs * bench.runs)
+            record(method, vpc, report, len(outputs), seconds, bench.steps)
     n_c = int(min(pool.indices_per_class()[c].size for c in range(pool.num_classes)))
-    evaluate("full synthetic pool", n_c, TensorVideoSet(pool.float_videos(), pool.labels), bench.full_steps, 0.0)
-    evaluate("full real", "all", train, bench.full_steps, 0.0)
+    full_config = TrainConfig(runs=bench.runs, steps=bench.full_steps, seed=sel.seed, show_progress=False)
+    whole = fit_videos(pool.videos, train.num_frames, train.frame_size).float() / 255.0
+    record("full synthetic pool", n_c, evaluate_distilled(TensorVideoSet(whole, pool.labels), test, full_config,
+                                                          accelerator), 1, 0.0, bench.full_steps)
+    record("full real", "all", evaluate_distilled(train, test, full_config, accelerator), 1, 0.0, bench.full_steps)
     if accelerator.is_main_process:
-        print(f"\n{data.dataset}, pool {pool.path} (N_c = {n_c}), ConvNet3D, {bench.runs} runs, {bench.steps} / "
-              f"{bench.full_steps} steps\n\n| method | VPC | top-1 | F1 | selection s |\n|---|---|---|---|---|")
+        print(f"\n{data.dataset}, pool {pool.path} (N_c = {n_c}), ConvNet3D, {sel.selection_runs} selections x "
+              f"{bench.runs} student(s), {bench.steps} / {bench.full_steps} steps\n\n"
+              f"| method | VPC | selections | students | top-1 | F1 | selection s |\n|---|---|---|---|---|---|---|")
         print("\n".join(rows))
         dump_json(results, bench.output_json)
 

@@ -109,3 +109,18 @@ def test_finetune_latte_recipe_checkpoints_and_resumes(tmp_path, run):
     assert facts["stats"]["resumed_from"] == 2 and facts["class_names"] == NAMES
     res = run(*args, "--steps", "1", "--push_to_hub", check=False)
     assert res.returncode == 2 and "--hub_repo_id" in res.stderr
+
+
+def test_pool_at_its_own_shape_is_resized_for_the_student(models, tmp_path, run):
+    """The evaluation over --selection_runs is tested in tests/diffusion/test_select.py (here: no --eval_runs, so one
+    selection is made)."""
+    res = run("recipes/diffusion_select.py", "--generator", str(models / "latte"), "--selector", "random",
+              "--pool_frame_size", "16", "--videos_per_class_pool", "1", "--shard_size", "1", "--num_inference_steps",
+              "1", "--vpc", "1", "--pool_dir", str(tmp_path / "pool"), "--output_dir", str(tmp_path / "out"))
+    assert load_pool(tmp_path / "pool", NAMES).videos.shape == (10, 8, 3, 16, 16)  # generated at --pool_frame_size
+    ds = load_dataset(str(tmp_path / "out"), split="train")
+    assert len(ds) == 10 and ds.features["video"].shape == (None, 3, 32, 32)  # saved at the student's --frame_size
+    meta = json.loads((tmp_path / "out" / "distillation.json").read_text())
+    assert meta["config"]["pool_frame_size"] == 16 and meta["frame_size"] == 32
+    assert meta["stats"]["selection_runs"] == 1
+    assert "1 selection(s)" in res.stdout

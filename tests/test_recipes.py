@@ -92,12 +92,15 @@ def test_paper_configs_parse_with_their_recipes():
 
 def test_diffusion_paper_configs_parse_with_their_recipe():
     from hf_vdd.cli import DataArgs, OutputArgs, parse_args
+    from hf_vdd.diffusion import DEFAULT_GUIDANCE_SCALE
     from hf_vdd.diffusion.select import DiffusionSelectArgs
 
     configs = sorted((REPO / "recipes" / "configs" / "diffusion").glob("*_vpc*.yaml"))
     assert len(configs) == 6  # miniucf, hmdb51 x VPC 1, 5, 10
     for path in configs:
         data, out, args = parse_args(DataArgs, OutputArgs, DiffusionSelectArgs, argv=["--config", str(path)])
-        assert (data.frame_size, data.num_frames, out.eval_runs, out.protocol) == (256, 16, 5, "diffusion")
+        assert (data.frame_size, data.num_frames, out.eval_runs, out.protocol) == (256, 16, 1, "diffusion")
+        assert (args.selection_runs, args.pool_frame_size, args.pool_num_frames) == (5, None, None)  # paper: 5 runs
+        assert args.guidance_scale == DEFAULT_GUIDANCE_SCALE and "guidance_scale" not in path.read_text()
         assert (args.vpc, args.videos_per_class_pool, args.selector) == (int(path.stem.split("vpc")[1]), 100,
                                                                          "vstunet")

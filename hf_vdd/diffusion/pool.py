@@ -35,6 +35,9 @@ from ..utils import progress, runtime
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT_TEMPLATE = "a video of {}"
+# The paper (Video Dataset Condensation with Diffusion Models) states no guidance scale; 7.5 is the default of
+# `LattePipeline.__call__` (diffusers). The one default of hf_vdd: `PoolConfig` and the recipes read it from here.
+DEFAULT_GUIDANCE_SCALE = 7.5
 CLASS_EMBEDS_FILE = "class_prompt_embeds.safetensors"
 POOL_MANIFEST = "pool.json"
 
@@ -135,10 +138,59 @@ class PoolConfig:
     num_frames: int = field(default=16, metadata={"help": "Frames per generated video (= Latte's video_length)."})
     frame_size: int = field(default=256, metadata={"help": "Generated frame side (divisible by 8)."})
     num_inference_steps: int = field(default=50, metadata={"help": "Denoising steps."})
-    guidance_scale: float = field(default=7.5, metadata={"help": "Classifier-free guidance (1 = off)."})
+    guidance_scale: float = field(default=DEFAULT_GUIDANCE_SCALE, metadata={
+        "help": f"Classifier-free guidance (1 = off; default {DEFAULT_GUIDANCE_SCALE}: LattePipeline's own default, "
+                f"the paper states none)."})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
     shard_size: int = field(default=10, metadata={"help": "Videos per shard (the unit of work and of resume)."})
     seed: int = field(default=0, metadata={"help": "Pool seed; sample seeds derive from (seed, class, index)."})
+
+
+def check_generation_shape(frame_size: int, num_frames: int, generator: str | None = None) -> None:
+    """Refuse a pool shape Latte cannot generate, before any work (`ValueError`, naming the flag to change).
+
+    Latte needs `frame_size` divisible by 8 (`LattePipeline.check_inputs`) and by the VAE scale times the patch size
+    (latents are cut into patches), and makes exactly `video_length` frames (its temporal position embedding). With
+    `generator` (a pipeline folder or Hub id), its `transformer/` and `vae/` configs are read (not the weights)."""
+    if frame_size <= 0 or frame_size % 8:
+        raise ValueError(f"--pool_frame_size must be a positive multiple of 8 for Latte, got {frame_size}.")
+    if num_frames <= 0:
+        raise ValueError(f"--pool_num_frames must be >= 1, got {num_frames}.")
+    if generator is None:
+        return
+    from diffusers import AutoencoderKL, LatteTransformer3DModel
+
+    try:
+        transformer = LatteTransformer3DModel.load_config(str(generator), subfolder="transformer")
+        vae = AutoencoderKL.load_config(str(generator), subfolder="vae")
+    except Exception as err:  # noqa: BLE001 - one message for the user, as load_latte
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ValueError(f"Could not read the Latte generator '{generator}' (transformer/ and vae/ configs): "
+                         f"{reason}. Pass a local folder written by LattePipeline.save_pretrained, or a Hub id on a "
+                         f"connected machine.") from err
+    if transformer.get("video_length") != num_frames:
+        raise ValueError(f"The generator '{generator}' makes {transformer.get('video_length')}-frame videos (its "
+                         f"transformer's video_length) but the pool asks for {num_frames}; use --pool_num_frames "
+                         f"{transformer.get('video_length')} (the student's frame count is --num_frames).")
+    step = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1) * int(transformer.get("patch_size") or 1)
+    if frame_size % step:
+        raise ValueError(f"The generator '{generator}' needs a frame size divisible by {step} (VAE scale x patch "
+                         f"size), got --pool_frame_size {frame_size}.")
+
+
+def fit_videos(videos: torch.Tensor, num_frames: int, frame_size: int) -> torch.Tensor:
+    """uint8 `(N, T, C, H, W)` → uint8 `(N, num_frames, C, frame_size, frame_size)`: frames resampled uniformly in
+    time (`interleave_repeat`: repeats when growing, evenly spaced frames when shrinking), then resized (bilinear,
+    antialiased when shrinking; square frames, so no crop). How a pool generated at `--pool_frame_size` /
+    `--pool_num_frames` becomes the student's clips; a no-op at the same shape."""
+    from ..data.decoding import interleave_repeat, resize_crop
+
+    if videos.shape[1] == num_frames and videos.shape[-1] == frame_size:
+        return videos
+    out = []
+    for v in interleave_repeat(videos, num_frames, dim=1):
+        out.append((resize_crop(v.float(), frame_size)).round().clamp(0, 255).to(torch.uint8))
+    return torch.stack(out)
 
 
 def sample_seed(seed: int, label: int, index: int) -> int:
@@ -222,12 +274,11 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
         accelerator: shards are strided over `accelerator.num_processes`; each process writes its own shards.
         class_embeds: optional learned `(C, L, D)` prompt embeddings (see `load_class_embeddings`).
     """
-    if config.frame_size % 8:
-        raise ValueError(f"--frame_size must be divisible by 8 for Latte, got {config.frame_size}.")
+    check_generation_shape(config.frame_size, config.num_frames)
     video_length = pipe.transformer.config.video_length
     if video_length != config.num_frames:
         raise ValueError(f"The generator makes {video_length}-frame videos (transformer video_length) but "
-                         f"--num_frames is {config.num_frames}; use --num_frames {video_length}.")
+                         f"the pool asks for {config.num_frames}; use --pool_num_frames {video_length}.")
     pool_dir = Path(pool_dir)
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     is_main = accelerator is None or accelerator.is_main_process

@@ -1,5 +1,11 @@
 """Generate (or reuse) a Latte pool, select VPC videos per class, save: what `recipes/diffusion_select.py` runs.
 
+The pool is generated at `--pool_frame_size` x `--pool_num_frames` (default: the student's `--frame_size` /
+`--num_frames`); selectors see it at that shape, and the selected videos are resized to the student's shape
+(`fit_videos`) in `run_diffusion_select` / `student_shaped`, so the saved distilled set and every evaluation are at
+the student's shape. The paper repeats selection and classification 5 times (`--selection_runs 5`): selection `r`
+uses seed `seed + r`; the saved (and pushed) distilled set is the first one (seed `seed`).
+
 Without `--generator`, a tiny Latte is built from a config and fine-tuned on the dataset's train split
 (`finetune_latte`, the code path of `recipes/finetune_latte.py`); without `--encoder`, a tiny VideoMAE classifier is
 trained on it (for TAC-DT embeddings and MAE-Score). Both are cached under `$HF_VDD_CACHE` (default
@@ -12,17 +18,21 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate.logging import get_logger
 
 from ..utils import atomic_folder
 from .latte_train import LatteFinetuneConfig, finetune_latte
 from .pool import (
+    DEFAULT_GUIDANCE_SCALE,
     POOL_MANIFEST,
     PoolConfig,
+    check_generation_shape,
+    fit_videos,
     generate_pool,
     load_class_embeddings,
     load_latte,
@@ -31,8 +41,10 @@ from .pool import (
 )
 
 logger = get_logger(__name__)
-SELECTORS = {"tacdt": "tacdt", "vstunet": "vstunet", "maescore": "maescore", "random": "pool-random",
-             "full": "pool-random"}
+SELECTORS = {"tacdt": "tacdt", "vstunet": "vstunet", "maescore": "maescore", "csta": "csta", "dm-mmd": "dm-mmd",
+             "random": "pool-random", "full": "pool-random"}
+NEEDS_ENCODER = ("tacdt", "maescore", "csta")
+PAPER_SELECTION_RUNS = 5  # "we repeat both the selection process and classification task 5 times" (Sec. 4)
 
 
 @dataclass
@@ -41,15 +53,28 @@ class DiffusionSelectArgs:
         "help": "LattePipeline folder or Hub id; default: a tiny Latte fine-tuned on --dataset (cached)."})
     encoder: str | None = field(default=None, metadata={
         "help": "VideoMAE folder or Hub id (TAC-DT, MAE-Score); default: a tiny VideoMAE trained on --dataset."})
-    selector: str = field(default="tacdt", metadata={"help": "tacdt | vstunet | maescore | random | full (VPC=N_c)."})
+    selector: str = field(default="tacdt", metadata={
+        "help": "tacdt | vstunet | maescore | csta | dm-mmd | random | full (VPC=N_c)."})
     vpc: int = field(default=5, metadata={"help": "Videos per class selected."})
     videos_per_class_pool: int | None = field(default=None, metadata={
         "help": "N_c generated per class (paper: 100; default 100, or 20 for toy-actions, the CPU default)."})
     pool_dir: str | None = field(default=None, metadata={
         "help": "Pool folder: written there, or reused if complete (default outputs/<dataset>-pool-...)."})
+    pool_frame_size: int | None = field(default=None, metadata={
+        "help": "Generated frame side (a multiple of 8, and of the generator's VAE scale x patch size; default: the "
+                "student's --frame_size). The selected videos are resized to --frame_size."})
+    pool_num_frames: int | None = field(default=None, metadata={
+        "help": "Generated frames (= the generator's video_length; default: the student's --num_frames). The selected "
+                "videos are resampled to --num_frames."})
     seed: int = field(default=0, metadata={"help": "Seed (pool, selection)."})
+    selection_runs: int = field(default=PAPER_SELECTION_RUNS, metadata={
+        "help": f"Selections with seeds seed..seed+R-1, each evaluated by --eval_runs students; the result is mean ± "
+                f"std over all of them (paper: {PAPER_SELECTION_RUNS}, 1 student each). Only with --eval_runs; the "
+                f"saved set is the first selection. Deterministic selectors (tacdt, maescore) select once."})
     num_inference_steps: int | None = field(default=None, metadata={"help": "Denoising steps (50; toy: 20)."})
-    guidance_scale: float = field(default=2.0, metadata={"help": "Classifier-free guidance scale (1 = off)."})
+    guidance_scale: float = field(default=DEFAULT_GUIDANCE_SCALE, metadata={
+        "help": f"Classifier-free guidance scale (1 = off). Default {DEFAULT_GUIDANCE_SCALE}: LattePipeline's own "
+                f"default (hf_vdd.diffusion.DEFAULT_GUIDANCE_SCALE); the paper states none."})
     prompt_template: str = field(default="a video of {}", metadata={"help": "Prompt per class name."})
     shard_size: int = field(default=10, metadata={"help": "Videos per pool shard (unit of work and resume)."})
     vst_epochs: int = field(default=50, metadata={"help": "VST-UNet training epochs."})
@@ -63,6 +88,11 @@ class DiffusionSelectArgs:
             raise ValueError(f"--selector must be one of {sorted(SELECTORS)}, got '{self.selector}'.")
         if self.vpc <= 0:
             raise ValueError(f"--vpc must be >= 1, got {self.vpc}.")
+        if self.selection_runs < 1:
+            raise ValueError(f"--selection_runs must be >= 1, got {self.selection_runs}.")
+        # Latte's shape rules, while parsing flags (the generator's own rules: check_generation)
+        check_generation_shape(8 if self.pool_frame_size is None else self.pool_frame_size,
+                               1 if self.pool_num_frames is None else self.pool_num_frames)
 
 
 def cache_root() -> Path:
@@ -130,10 +160,21 @@ def pool_config(data, args: DiffusionSelectArgs) -> PoolConfig:
 
     size, frames = default_video_shape(data.dataset, data.frame_size, data.num_frames)
     toy = _is_toy(data.dataset)
-    return PoolConfig(videos_per_class=args.videos_per_class_pool or (20 if toy else 100), num_frames=frames,
-                      frame_size=size, num_inference_steps=args.num_inference_steps or (20 if toy else 50),
+    return PoolConfig(videos_per_class=args.videos_per_class_pool or (20 if toy else 100),
+                      num_frames=frames if args.pool_num_frames is None else args.pool_num_frames,
+                      frame_size=size if args.pool_frame_size is None else args.pool_frame_size,
+                      num_inference_steps=args.num_inference_steps or (20 if toy else 50),
                       guidance_scale=args.guidance_scale, prompt_template=args.prompt_template,
                       shard_size=args.shard_size, seed=args.seed)
+
+
+def check_generation(data, args: DiffusionSelectArgs) -> None:
+    """Before any work: the pool's shape suits Latte and `--generator` (its configs are read, not its weights),
+    unless a complete pool at `--pool_dir` is reused. The default generator is built at the pool's shape."""
+    cfg = pool_config(data, args)
+    check_generation_shape(cfg.frame_size, cfg.num_frames)
+    if args.generator and not (args.pool_dir and pool_is_complete(args.pool_dir)):
+        check_generation_shape(cfg.frame_size, cfg.num_frames, args.generator)
 
 
 def check_pool_dir(pool_dir: str | None, class_names: list[str]) -> None:
@@ -176,7 +217,10 @@ def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):
         if cfg.videos_per_class < args.vpc:
             raise ValueError(f"--vpc {args.vpc} is larger than the pool's {cfg.videos_per_class} videos per class; "
                              f"lower --vpc or raise --videos_per_class_pool.")
-        generator = args.generator or default_generator(train_set, args, accelerator)
+        gen_train = train_set  # the default generator learns the train clips at the pool's shape
+        if (cfg.num_frames, cfg.frame_size) != (train_set.num_frames, train_set.frame_size):
+            gen_train = data.load("train", num_frames=cfg.num_frames, frame_size=cfg.frame_size)
+        generator = args.generator or default_generator(gen_train, args, accelerator)
         pipe = load_latte(generator)
         learned = load_class_embeddings(generator) if Path(generator).is_dir() else None
         embeds = None
@@ -199,30 +243,78 @@ def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):
     return pool
 
 
-def make_selector(args: DiffusionSelectArgs, pool, encoder: str | None):
+def make_selector(args: DiffusionSelectArgs, pool, encoder: str | None, seed: int | None = None):
     from ..distillers.base import get_distiller
 
     method = SELECTORS[args.selector]
     vpc = int(min(torch.bincount(torch.as_tensor(pool.labels)))) if args.selector == "full" else args.vpc
-    kwargs = {"ipc": vpc, "seed": args.seed}
-    if method in ("tacdt", "maescore"):
+    kwargs = {"ipc": vpc, "seed": args.seed if seed is None else seed}
+    if method in NEEDS_ENCODER:
         kwargs["encoder"] = encoder
     if method == "vstunet":
         kwargs["epochs"] = args.vst_epochs
     return get_distiller(method)(**kwargs)
 
 
-def run_diffusion_select(data, args: DiffusionSelectArgs, accelerator):
-    """Pool → selection → `DistillationOutput` (not yet saved; `hf_vdd.cli.finish` evaluates/saves/pushes)."""
+def student_shaped(output, num_frames: int, frame_size: int):
+    """The selection resized from the pool's shape to the student's (`fit_videos`); the pool shape is recorded."""
+    if (output.num_frames, output.frame_size) == (num_frames, frame_size):
+        return output
+    pool_shape = {"pool_num_frames": output.num_frames, "pool_frame_size": output.frame_size}
+    return replace(output, videos=fit_videos(output.videos, num_frames, frame_size), num_frames=num_frames,
+                   frame_size=frame_size, config=output.config | pool_shape)
+
+
+def select_runs(args: DiffusionSelectArgs, pool, encoder: str | None, accelerator, real, runs: int) -> tuple:
+    """Selections with seeds `args.seed + r`, `r < runs` (one for `full` and for a selector the seed does not
+    change), each a `DistillationOutput` at `real`'s (the student's) shape → `(outputs, the first's selector)`; the
+    first output is the one to save."""
+    outputs, selectors = [], []
+    for r in range(1 if args.selector == "full" else runs):
+        selector = make_selector(args, pool, encoder, seed=args.seed + r)
+        if r and not selector.seeded:
+            break
+        out = selector(pool, accelerator=accelerator, real=real if selector.needs_real else None)
+        outputs.append(student_shaped(out, real.num_frames, real.frame_size))
+        selectors.append(selector)
+    for out in outputs:
+        out.stats["selection_runs"] = len(outputs)
+    return outputs, selectors[0]
+
+
+def evaluate_selections(selections: list, test_set, config, accelerator=None, runs: int | None = None):
+    """One `EvalReport` over every selection: selection `r` is evaluated by `config.runs` students with seeds
+    `config.seed + r * config.runs + i`; top-1/top-5/AUC/F1 are mean ± std over all those runs. A single selection
+    (a deterministic selector) is evaluated by `runs` students (default `config.runs`), its spread is then the
+    students' only."""
+    from ..training import EvalReport, _mean_std, evaluate_distilled
+
+    reports = []
+    for r, output in enumerate(selections):
+        n = config.runs if len(selections) > 1 else (runs or config.runs)
+        students = replace(config, runs=n, seed=config.seed + r * config.runs)
+        reports.append(evaluate_distilled(output, test_set, students, accelerator))
+    all_runs = [run | {"selection": r, "selection_seed": selections[r].seed}
+                for r, rep in enumerate(reports) for run in rep.runs]
+    metric = {k: _mean_std([run[k] for run in all_runs]) for k in ("top1", "top5", "auc", "f1")}
+    per_class = np.nanmean(np.asarray([run["per_class"] for run in all_runs]), axis=0).tolist()
+    return EvalReport(**metric, per_class=per_class, runs=all_runs,
+                      train_seconds=sum(rep.train_seconds for rep in reports),
+                      config=reports[0].config | {"selections": len(selections), "runs": len(all_runs)})
+
+
+def run_diffusion_select(data, args: DiffusionSelectArgs, accelerator, runs: int = 1):
+    """Pool → `runs` selections (`select_runs`) → `([DistillationOutput], selector of the first)`, at the student's
+    shape, not yet saved (`hf_vdd.cli.finish` evaluates/saves/pushes the first)."""
     train = data.load("train")
     pool = build_pool(data, args, accelerator, train)
     encoder = args.encoder
-    if SELECTORS[args.selector] in ("tacdt", "maescore") and encoder is None:
+    if SELECTORS[args.selector] in NEEDS_ENCODER and encoder is None:
         encoder = default_encoder(train, args, accelerator)
-    selector = make_selector(args, pool, encoder)
-    output = selector(pool, accelerator=accelerator)
-    if args.selector == "full":
-        output.method = "full-pool"
-    output.stats["generation"] = pool.manifest["generation_stats"]
-    output.config |= {"generator": pool.manifest.get("generator"), "encoder": encoder, "selector": args.selector}
-    return output, selector
+    outputs, selector = select_runs(args, pool, encoder, accelerator, train, runs)
+    for output in outputs:
+        if args.selector == "full":
+            output.method = "full-pool"
+        output.stats["generation"] = pool.manifest["generation_stats"]
+        output.config |= {"generator": pool.manifest.get("generator"), "encoder": encoder, "selector": args.selector}
+    return outputs, selector

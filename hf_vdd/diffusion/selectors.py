@@ -1,4 +1,5 @@
-"""Selectors over a generation pool (`VideoPool`): TAC-DT, VST-UNet, MAE-Score and Random.
+"""Selectors over a generation pool (`VideoPool`): TAC-DT, VST-UNet, MAE-Score and Random (the paper's CSTA and
+DM-MMD baselines are in `baselines.py`).
 
 Each is a distiller whose `__call__(pool)` picks `ipc` (= VPC) videos per class and returns a `DistillationOutput` of
 uint8 frames with `source_index` = the pool row. Selection runs on the main process and is broadcast, so every
@@ -39,6 +40,8 @@ class SelectorConfig(DistillerConfig):
 class _PoolSelector(Distiller):
     config_class = SelectorConfig
     needs_pool = True  # distils a generation pool (`load_pool`), not the real train split
+    needs_real = False  # True: `__call__(pool, real=<the real train split>)` (DM-MMD matches real clips)
+    seeded = True  # False: the seed does not change the selection (repeating it would fake a variance)
 
     def select_class(self, pool: VideoPool, idx: np.ndarray, c: int, context) -> np.ndarray:
         """Local positions (into `idx`) of the `ipc` picks of class `c`."""
@@ -55,10 +58,18 @@ class _PoolSelector(Distiller):
                              f"(pool {pool.path}); lower --vpc or generate a larger pool "
                              f"(--videos_per_class_pool >= {self.config.ipc}).")
 
-    def __call__(self, pool: VideoPool, accelerator=None) -> DistillationOutput:
-        """Select `ipc` videos per class of `pool`. Returns uint8 `(T, C, H, W)` videos with their pool rows."""
+    def __call__(self, pool: VideoPool, accelerator=None, real=None) -> DistillationOutput:
+        """Select `ipc` videos per class of `pool` (at the pool's shape). Returns uint8 `(T, C, H, W)` videos with
+        their pool rows. `real`: the real train split (a `VideoClassificationSet` over the pool's classes), for the
+        selectors with `needs_real`."""
         # 1. check the request against the pool
         self.check_pool(pool)
+        if self.needs_real and real is None:
+            raise ValueError(f"{self.name} matches real clips: call it with real=<the real train split>.")
+        if real is not None and list(real.class_names) != list(pool.class_names):
+            raise ValueError(f"The real split's classes {list(real.class_names)[:6]}... are not the pool's "
+                             f"{list(pool.class_names)[:6]}...")
+        self.real = real
         self.source, self.class_names = pool.name, list(pool.class_names)
         self.video_shape = (int(pool.videos.shape[1]), int(pool.videos.shape[-1]))
         start = time.perf_counter()
@@ -86,7 +97,8 @@ class _PoolSelector(Distiller):
             class_names=pool.class_names, method=self.name, ipc=self.config.ipc, source=pool.name,
             seed=self.config.seed, source_index=torch.as_tensor(chosen),
             config=self.config.to_dict() | {"pool": pool.path, "pool_manifest": pool.manifest},
-            stats={"selection_seconds": seconds, "pool_videos_per_class": int(np.bincount(pool.labels).min())} | extra)
+            stats={"selection_seconds": seconds, "pool_videos_per_class": int(np.bincount(pool.labels).min()),
+                   "seeded": self.seeded} | extra)
 
 
 @register_distiller
@@ -148,10 +160,13 @@ class TACDTConfig(SelectorConfig):
 
 @register_distiller
 class TACDTSelector(_PoolSelector):
-    """TAC-DT: VideoMAE embeddings → PCA → BIRCH (VPC clusters) → the member nearest each cluster centre."""
+    """TAC-DT: VideoMAE embeddings → PCA → BIRCH (VPC clusters) → the member nearest each cluster centre.
+
+    Deterministic: the full-SVD PCA, BIRCH over the pool order and the nearest member depend on no seed."""
 
     name = "tacdt"
     config_class = TACDTConfig
+    seeded = False
 
     def prepare(self, pool, show):
         return videomae_embeddings(_require_encoder(self.config, "TAC-DT"), pool.videos, self.config.batch_size, show,
@@ -194,9 +209,12 @@ class TACDTSelector(_PoolSelector):
 
 @register_distiller
 class MAEScoreSelector(_PoolSelector):
-    """MAE-Score: the VPC videos a VideoMAE classifier (trained on these classes) is most confident about."""
+    """MAE-Score: the VPC videos a VideoMAE classifier (trained on these classes) is most confident about.
+
+    Deterministic: the classifier's probabilities depend on no seed."""
 
     name = "maescore"
+    seeded = False
 
     def prepare(self, pool, show):
         import json

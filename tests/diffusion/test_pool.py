@@ -56,7 +56,7 @@ def test_pool_errors(pool_dir, latte_dir, tmp_path):
                       generator=str(latte_dir))
     with pytest.raises(ValueError, match="do not match the dataset's"):
         load_pool(pool_dir, ["a", "b", "c"])
-    with pytest.raises(ValueError, match="use --num_frames 8"):
+    with pytest.raises(ValueError, match="use --pool_num_frames 8"):
         generate_pool(pipe, CLASSES, tmp_path / "p", small_pool_config(num_frames=4))
     with pytest.raises(ValueError, match="Could not load the Latte generator 'no-such/latte'.*local folder"):
         load_latte("no-such/latte")
