@@ -92,17 +92,24 @@ def add_full_ratios(records: list[dict]) -> None:
         r["ratio_to_full"] = r["top1"]["mean"] / ref if ref else None
 
 
+def overrides_text(record: dict) -> str:
+    """A cell's `--overrides` (distiller fields, then `train.` fields) as `key=value` pairs; `defaults` if none."""
+    pairs = [f"{k}={json.dumps(v)}" for k, v in sorted(record.get("distiller_overrides", {}).items())]
+    pairs += [f"train.{k}={json.dumps(v)}" for k, v in sorted(record.get("train_overrides", {}).items())]
+    return ", ".join(pairs) or "defaults"
+
+
 def cells_table(records: list[dict]) -> str:
     """Every cell, one row each."""
     lines = ["| dataset | student | method | IPC | top-1 | top-5 | AUC | F1 | ratio to full | distil s | peak RSS MB "
-             "| stored MB | setting |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| stored MB | setting | overrides |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         ratio = f"{r['ratio_to_full']:.2f}" if r.get("ratio_to_full") is not None else "–"
         stored = f"{r['stored_bytes'] / 2**20:.2f}" if r.get("stored_bytes") else "–"
         rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "–"
         lines.append(f"| {r['dataset']} | {r.get('student', 'convnet3d')} | {r['method']} | {r['ipc'] or 'all'} | "
                      f"{_fmt(r['top1'])} | {_fmt(r['top5'])} | {_fmt(r['auc'])} | {_fmt(r['f1'])} | {ratio} | "
-                     f"{r['distill_seconds']:.1f} | {rss} | {stored} | {r['setting']} |")
+                     f"{r['distill_seconds']:.1f} | {rss} | {stored} | {r['setting']} | {overrides_text(r)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +134,10 @@ def leaderboard(records: list[dict], student: str = "convnet3d") -> str:
             text = _fmt(r["top1"]) if r else "–"
             cells.append(f"**{text}**" if r and r["top1"]["mean"] == best[(d, k)] else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    # what each row ran with: the student setting and every per-method override (none hidden)
+    notes = dict.fromkeys(f"- `{r['method']}`: {overrides_text(r)}; student {r.get('setting', '–')}" for r in recs
+                          if r["ipc"] is not None or r["method"] in ("full", "static"))
+    return "\n".join(lines) + "\n\nSettings per row:\n\n" + "\n".join(notes) + "\n"
 
 
 def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
@@ -275,7 +285,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     for dataset in args.datasets:
-        size, frames = default_video_shape(dataset, args.frame_size, args.num_frames)
+        size, frames = default_video_shape(dataset, args.frame_size, args.num_frames, toy_frames=16)
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
         todo = [c for c in cells if not all(

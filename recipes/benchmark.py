@@ -52,7 +52,8 @@ class BenchmarkArgs:
     steps: int = field(default=300, metadata={"help": "Student steps per run on a distilled set."})
     full_steps: int = field(default=500, metadata={"help": "Student steps per run on the full train split."})
     frame_size: int | None = field(default=None, metadata={"help": "Frame side (default 32 toy, 112 else)."})
-    num_frames: int | None = field(default=None, metadata={"help": "Frames (default 8 toy, 16 else)."})
+    num_frames: int | None = field(default=None, metadata={
+        "help": "Frames (default 16: the papers' clip length, so that IDTD's 8 selectors get 2-frame segments)."})
     batch_size: int = field(default=32, metadata={"help": "Student batch size."})
     seed: int = field(default=0, metadata={"help": "Seed for distillation and evaluation."})
     output_dir: str = field(default="outputs/benchmark", metadata={"help": "Where the repo folders go."})

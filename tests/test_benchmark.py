@@ -6,7 +6,7 @@ import pytest
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
-from hf_vdd.benchmark import PeakMemory, leaderboard
+from hf_vdd.benchmark import PeakMemory, cells_table, leaderboard, overrides_text
 
 
 def _rec(method, ipc, top1, dataset="d"):
@@ -21,6 +21,15 @@ def test_leaderboard_marks_the_best_cell():
     assert lines[0] == "| method | d IPC 1 | d IPC 5 |"
     assert "| full data | 90.0 ± 0.0 | 90.0 ± 0.0 |" in lines
     assert "| dm | **30.0 ± 0.0** | – |" in lines and "| random | 20.0 ± 0.0 | **40.0 ± 0.0** |" in lines
+    assert "- `dm`: defaults; student –" in lines
+
+
+def test_overrides_are_shown_per_cell():
+    rec = _rec("idtd@C", 5, 40.0) | {"setting": "16x32x32", "distiller_overrides": {"ablation": "C"},
+                                     "train_overrides": {"epochs": 2}, "distill_seconds": 1.0}
+    assert overrides_text(rec) == 'ablation="C", train.epochs=2'
+    assert "| 16x32x32 | ablation=\"C\", train.epochs=2 |" in cells_table([rec])
+    assert 'idtd@C`: ablation="C", train.epochs=2; student 16x32x32' in leaderboard([rec])
 
 
 def test_peak_memory_sees_an_allocation():
@@ -52,7 +61,8 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     random = next(r for r in records if r["method"] == "random" and r["student"] == "convnet3d")
     assert variant["distill_seconds"] == random["distill_seconds"]  # same distiller settings: set reused
     herding = next(r for r in records if r["method"] == "herding" and r["student"] == "videomae")
-    assert herding["stored_bytes"] == 10 * 8 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0
+    assert herding["stored_bytes"] == 10 * 16 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0  # toy: 16 frames
+    assert herding["setting"].startswith("16x32x32")
     assert herding["ratio_to_full"] is not None and len(herding["per_class"]) == 10
     rows = load_dataset(str(out / "results"), split="train")
     assert len(rows) == 8 and set(rows["student"]) == {"convnet3d", "videomae"}
@@ -61,6 +71,7 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
     text = readme.read_text()
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
+    assert "- `random@b4`: train.batch_size=4; student 16x32x32" in text  # every override is shown
     again = run_recipe(*cmd, check=False)  # resumable: nothing recomputed
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
     assert len(json.loads((out / "results" / "results.json").read_text())) == 8

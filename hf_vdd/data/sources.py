@@ -125,11 +125,13 @@ def _find_column(ds: Dataset, candidates: tuple[str, ...], what: str, given: str
                      f"Pass {what}_column=<name>.")
 
 
-def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | None) -> tuple[int, int]:
-    """toy-actions defaults to 32×32×8 (its native size), everything else to VDSD's 112×112×16."""
+def default_video_shape(dataset: str, frame_size: int | None, num_frames: int | None,
+                        toy_frames: int = 8) -> tuple[int, int]:
+    """toy-actions defaults to 32×32 (its native size) with `toy_frames` frames, everything else to VDSD's
+    112×112×16."""
     toy = str(dataset) in ("toy-actions", "toy_actions")
-    return (32 if toy else 112) if frame_size is None else frame_size, (8 if toy else 16) if num_frames is None \
-        else num_frames
+    return (32 if toy else 112) if frame_size is None else frame_size, (toy_frames if toy else 16) \
+        if num_frames is None else num_frames
 
 
 def source_name(source, revision: str | None = None) -> str:

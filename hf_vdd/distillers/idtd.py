@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,16 @@ class IDTDConfig(DistillerConfig):
     iterations: int = field(default=1000, metadata={"help": "Optimisation iterations."})
     lr: float = field(default=0.01, metadata={"help": "Adam learning rate of pool, selectors, fusor (paper: 0.01)."})
     num_selectors: int = field(default=8, metadata={"help": "K, Feature Selectors per instance (paper: 8)."})
+    min_segment_frames: int = field(default=2, metadata={
+        "help": "Shortest Diverse Segment: when T / K is below it, K is lowered to T // min_segment_frames (with a "
+                "warning; `stats['num_selectors']` records the K used). The paper's T = 16, K = 8 gives 2 frames; "
+                "at T = 8 a K of 8 would make one-frame segments, which hold no motion. 1 keeps K as given."})
+    init: str = field(default="real", metadata={
+        "choices": ("real", "random"),
+        "help": "`real`: each pool starts as a real clip of the class and selector k picks the pool's k-th segment "
+                "(hf_vdd's default, see the module docstring); `random`: the paper's (Sec. 4.2) randomly "
+                "initialised pool (standard normal in normalised space) and linear selectors (nn.Linear's "
+                "uniform init)."})
     alpha1: float = field(default=0.05, metadata={"help": "Weight of the diversity loss (paper: 0.05)."})
     alpha2: float = field(default=1e-4, metadata={"help": "Weight of the fused-video matching loss (paper: 1e-4)."})
     selector_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the Diverse Segments."})
@@ -121,6 +132,18 @@ class IDTDGenerator(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags
             g = torch.Generator().manual_seed(c)
             self.sel_weight[c].copy_(w + 0.01 * torch.randn(w.shape, generator=g))
 
+    def init_random(self, c: int, generator: torch.Generator) -> None:
+        """The paper's initialisation of class `c` (Sec. 4.2): a standard-normal pool (normalised space) and
+        selectors drawn like `nn.Linear` (uniform in +-1/sqrt(pool frames)). Ablation B's segments stay real
+        (Tab. 3-B initialises them with K real videos)."""
+        if self.ablation == "B":
+            raise ValueError("Ablation B initialises its segments from K real clips; use init_from_real.")
+        bound = 1.0 / math.sqrt(self.pool[c].shape[1])
+        with torch.no_grad():
+            self.pool[c].copy_(torch.randn(self.pool[c].shape, generator=generator))
+            for p in (self.sel_weight[c], self.sel_bias[c]):
+                p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+
     def segments_of(self, c: int) -> torch.Tensor:
         if self.ablation == "B":
             return self.segments[c]
@@ -171,7 +194,23 @@ class IDTDDistiller(Distiller):
         super().__init__(config, **kwargs)
         if self.config.ablation not in ABLATIONS:
             raise ValueError(f"ablation must be one of {ABLATIONS}, got '{self.config.ablation}'.")
+        if self.config.init not in ("real", "random"):
+            raise ValueError(f"init must be 'real' or 'random', got '{self.config.init}'.")
+        if self.config.num_selectors < 1 or self.config.min_segment_frames < 1:
+            raise ValueError(f"num_selectors and min_segment_frames must be >= 1, got {self.config.num_selectors} "
+                             f"and {self.config.min_segment_frames}.")
         self.generator = generator
+
+    def num_selectors(self, num_frames: int) -> int:
+        """K as configured, or lowered so that every Diverse Segment has at least `min_segment_frames` frames."""
+        cfg = self.config
+        k = min(cfg.num_selectors, max(1, num_frames // max(1, cfg.min_segment_frames)))
+        if k != cfg.num_selectors:
+            warnings.warn(f"IDTD: {num_frames} frames with K={cfg.num_selectors} selectors would make segments of "
+                          f"{math.ceil(num_frames / cfg.num_selectors)} frame(s), under min_segment_frames="
+                          f"{cfg.min_segment_frames}; using K={k}. Pass --num_frames "
+                          f"{cfg.num_selectors * cfg.min_segment_frames} to keep K={cfg.num_selectors}.", stacklevel=3)
+        return k
 
     # ---- one class, one iteration ----------------------------------------------------------------------------
     def class_loss(self, net, sampler, c: int, it: int,
@@ -230,14 +269,18 @@ class IDTDDistiller(Distiller):
                                      total=cfg.iterations if train else 0)
         classes = engine.classes
         by_class = train_set.indices_per_class()
-        # 2. build the generator and initialise it from real clips (seeded per class)
+        # 2. build the generator and initialise it from real clips or noise (seeded per class)
         if self.generator is None:
+            k = self.num_selectors(train_set.num_frames)
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
-                                           cfg.num_selectors, kind)
+                                           k, kind)
             for c, idx in by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
-                pick = idx[torch.randint(0, len(idx), (cfg.ipc * cfg.num_selectors,), generator=g).numpy()]
+                if cfg.init == "random" and kind != "B":
+                    self.generator.init_random(c, g)
+                    continue
+                pick = idx[torch.randint(0, len(idx), (cfg.ipc * k,), generator=g).numpy()]
                 pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
         self.generator.to(engine.device)  # initialised on the CPU (same values everywhere), trained on the device
@@ -282,7 +325,8 @@ class IDTDDistiller(Distiller):
             videos=videos, labels=labels, class_names=train_set.class_names,
             method=self.name if cfg.ablation == "full" else f"{self.name}-{cfg.ablation}", ipc=cfg.ipc,
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=train_set.num_frames,
-            seed=cfg.seed, config=cfg.to_dict(), stats=engine.stats())
+            seed=cfg.seed, config=cfg.to_dict(), stats=engine.stats() | {"num_selectors": self.generator.k,
+                                                                          "segment_frames": self.generator.seg_len})
 
     # ---- learned state on the Hub (Distiller is a ModelHubMixin) -----------------------------------------------
     @property

@@ -104,3 +104,26 @@ def test_two_processes_equal_one(tmp_path):
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
     assert [v for _, v in one.stats["loss_curve"]] == pytest.approx([v for _, v in two.stats["loss_curve"]], rel=1e-4)
     assert (tmp_path / "two.distiller" / "generator" / "model.safetensors").is_file()
+
+
+def test_segments_keep_at_least_two_frames(train_set):
+    with pytest.warns(UserWarning, match="using K=4"):
+        out = IDTDDistiller(IDTDConfig(ipc=1, iterations=1, **SMALL))(train_set)  # T = 8, K = 8
+    assert (out.stats["num_selectors"], out.stats["segment_frames"]) == (4, 2)
+    kept = IDTDDistiller(IDTDConfig(ipc=1, iterations=1, min_segment_frames=1, **SMALL))(train_set)
+    assert (kept.stats["num_selectors"], kept.stats["segment_frames"]) == (8, 1)
+    with pytest.raises(ValueError, match="min_segment_frames"):
+        IDTDDistiller(IDTDConfig(min_segment_frames=0))
+
+
+def test_paper_random_initialisation(train_set):
+    d = IDTDDistiller(IDTDConfig(ipc=1, iterations=0, init="random", **SMALL))
+    out = d(train_set)
+    pool = torch.cat([p.detach().flatten() for p in d.generator.pool])
+    assert abs(float(pool.mean())) < 0.05 and 0.9 < float(pool.std()) < 1.1  # standard normal, not a clip
+    clips = train_set.stack(range(len(train_set)))
+    assert ((clips - out.videos[0:1]) ** 2).flatten(1).mean(1).min() > 1e-2
+    again = IDTDDistiller(IDTDConfig(ipc=1, iterations=0, init="random", **SMALL))(train_set)
+    assert torch.equal(out.videos, again.videos)  # seeded per class
+    with pytest.raises(ValueError, match="init must be"):
+        IDTDDistiller(IDTDConfig(init="zeros"))
