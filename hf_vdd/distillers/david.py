@@ -90,7 +90,7 @@ class DAViDConfig(DMConfig):
         "help": "Action space: temporal resolutions (values above T are capped at T)."})
     policy_steps: int | None = field(default=None, metadata={
         "help": "RL steps of temporal policy learning, each N_early DM iterations. Default: 5 for `qlearning` "
-                "(5 x beta 0.02 = 10 % of the final DM), one per resolution for `grid`."})
+                "(5 x beta 0.02 = a tenth of the final DM), one per resolution for `grid`."})
     beta: float = field(default=0.02, metadata={"help": "Early-stage DM fraction: N_early = round(beta * N)."})
     q_lr: float = field(default=0.1, metadata={"help": "Q-learning rate alpha (paper: 0.1)."})
     gamma: float = field(default=0.5, metadata={"help": "Discount factor gamma (paper: 0.5)."})
