@@ -1,6 +1,8 @@
-"""DAViD: per-class temporal resolution by Q-learning (teacher-in-the-loop reward), then DM at that resolution.
+"""DAViD: per-class temporal resolution by epsilon-greedy Q-learning over the early stage of the distillation
+(teacher-in-the-loop reward), then DM continues at that resolution.
 
     python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --eval_runs 3
+    python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --policy grid   # one try per resolution
     python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --fixed_resolution 4   # Tab. 4 case B
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \
         recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --checkpointing_steps 50
@@ -33,8 +35,8 @@ def main():
     if accelerator.is_main_process:
         print("temporal resolution per class:", output.stats["resolutions_per_class"])
         stats = output.stats
-        print(f"policy search {stats['policy_seconds']:.1f} s = {100 * stats['policy_fraction']:.1f}% of the final "
-              f"DM ({stats['final_dm_seconds']:.1f} s)")
+        print(f"{config.policy} search {stats['policy_seconds']:.1f} s = {100 * stats['policy_fraction']:.1f}% of "
+              f"the final DM ({stats['final_dm_seconds']:.1f} s)")
     finish(output, data, out, accelerator)
     if accelerator.is_main_process and config.fixed_resolution is None:
         distiller.save_pretrained(distiller_dir)

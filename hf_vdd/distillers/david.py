@@ -1,27 +1,42 @@
 """DAViD — Dynamic-Aware Video Distillation (Alg. 1 of the paper): each class gets its own temporal resolution.
 
-1. **Temporal policy learning.** Every class has a Q-table over the temporal resolutions `A` (default
-   {1, 2, 4, 8, 16}, capped at T). At each RL step a class takes an epsilon-greedy action `A_t`, runs early-stage
-   DM (`N_early = round(beta * N)` iterations) on videos of `A_t` free frames through Temporal Partitioning
-   `P(V, A_t)` (uniform crop into `A_t` segments, interleave-repeat back to T), and is rewarded by the teacher
-   in the loop `R = 1 / (1 + ||Phi_T(V_syn) - Phi_T(V_real)||_2)` on class-mean teacher features. Q update (Eq. 2):
-   `Q(S, A) += alpha * (R + gamma * max_a Q(A, a) - Q(S, A))`.
-2. **Synthesization.** Full DM (`N` iterations) at `argmax_a Q(S_T, a)` per class.
+1. **Temporal policy learning** (`policy="qlearning"`, the default). Each class has a Q-table `Q[S, A]` over the
+   temporal resolutions `A` (default {1, 2, 4, 8, 16}, capped at T); the state is the last resolution taken (Sec. 3.3:
+   "the state space ... is identical to the action space"), so the table is |A| x |A|, starts at zero, and the first
+   state is the full resolution. One synthetic set `V_syn` per class is initialised once (`init`, `(ipc, T, C, S, S)`)
+   and every RL step continues it, as Alg. 1 does: take an epsilon-greedy action `A_t` (Eq. 3), run early-stage DM
+   (`N_early = round(beta * N)` iterations) on `P(V_syn, A_t)`, score it with the teacher in the loop
+   `R = 1 / (1 + ||Phi_T(V_syn) - Phi_T(V_real)||_2)` (class-mean teacher features) and update
+   `Q(S_t, A_t) += alpha * (R + gamma * max_a Q(A_t, a) - Q(S_t, A_t))` (Eq. 2, alpha 0.1, gamma 0.5), `S_t+1 = A_t`.
+   `P(V, A)` (Temporal Partitioning) keeps the first frame of each of `A` uniform segments and interleave-repeats them
+   back to T, so DM's gradient reaches only those `A` frames: a step at `A_t` updates the `A_t` frames it sees and
+   leaves the others of `V_syn` as they were (momentum restarts at every step: each is its own early-stage DM run).
+   The search is therefore the first stage of the distillation, not a separate experiment.
+2. **Synthesization.** DM continues on the same `V_syn` for `N` iterations at `A_T = argmax_a Q(S_T, a)` and each class
+   is stored with its `A_T` frames. `S_T` is the last action; if its row was never visited (no step started from that
+   state) the argmax reads, for each action, the mean Q over the visited cells of its column (Eq. 2's target does not
+   depend on the state, so the visited cells are estimates of the same value); actions never taken are not chosen.
 
-Two documented departures, both measured on toy-actions (T=8, IPC 1):
-- *State.* The paper's state is the last action (a |A| x |A| table). The reward depends only on the action, and
-  with the few RL steps the 10 % budget allows, most rows are never visited, so `argmax_a Q(S_T, a)` would read an
-  empty row. The default is one state (`q_state="single"`) with optimistic initial values, so every resolution is
-  tried once; `q_state="last_action"` keeps the paper's table.
-- *Policy-step init.* From noise, 10 early DM iterations leave the teacher reward flat across resolutions
-  (differences < 0.01: noise). From real clips sub-sampled to `A_t` frames it separates the classes: motion
-  classes' reward rises from 0.10-0.15 at A=1 to 0.27-0.54 at A=8, appearance classes' stays flat. Default
-  `policy_init="real"`; `"noise"` is the paper's.
+*Epsilon schedule.* The paper takes the greedy action with a fixed probability `p` and does not state it. Here
+epsilon = 1 - p decays linearly over the RL steps from `epsilon_start` (1.0: the first step is uniform) to
+`epsilon_end` (0.1): explore first, exploit at the end. *Budget.* Each step costs `beta` of the final DM, so the
+default `policy_steps=5` at the paper's `beta=0.02` keeps the search at 10 % of the final distillation
+(`stats["policy_fraction"]` reports the measured wall-clock ratio).
+
+`policy="grid"` is hf_vdd's earlier search (a grid over `A`): one state with optimistic initial Q-values
+`1 / (1 - gamma)`, greedy actions and one step per resolution (`policy_steps` default |A|), so every resolution is
+tried once from a fresh init (`policy_init`) and the final DM starts from `init` again. With the few steps the
+paper's budget allows most rows of the |A| x |A| table stay unvisited; grid reads one row that every action updated.
+Measured on toy-actions (T=8, IPC 1), grid's policy steps from noise left the reward flat across resolutions after
+10 iterations (differences < 0.01); from real clips sub-sampled to `A_t` frames it separated the classes (motion
+classes 0.10-0.15 at A=1 to 0.27-0.54 at A=8, appearance classes flat), hence `policy_init="real"` (grid only; the
+paper's is noise).
 
 Each class's videos are stored with their `A` frames (fewer bytes for static classes); `load_distilled` expands
-them by interleave-repeat. The Q-tables and resolutions are saved with `save_pretrained` and listed in the card.
-Ablation B of the paper's Tab. 4 (partitioning without semantic adaptation): `policy="shared"` (one Q-table for all
-classes, rewarded by the mean over classes) or `fixed_resolution=A` (no search).
+them by interleave-repeat. The Q-tables, visit counts, epsilon schedule and resolutions are saved with
+`save_pretrained` (`policy.json`) and listed in the card. Ablation B of the paper's Tab. 4 (partitioning without
+semantic adaptation): `scope="shared"` (one Q-table and one action for all classes, rewarded by the mean over
+classes) or `fixed_resolution=A` (no search).
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ import torch
 from ..data.decoding import denormalize, interleave_repeat, normalize
 from ..teacher import Teacher, load_teacher
 from ..training import TrainConfig
+from ..utils import HfVddError
 from .base import DistillationOutput, register_distiller
 from .dm import DMConfig, DMDistiller
 from .engine import ClassParallelEngine
@@ -45,7 +61,7 @@ from .matching import (
 )
 
 POLICY_STREAM = 1 << 24  # RNG stream of the epsilon-greedy draws and policy-step initialisations
-SHARED = 1 << 16  # key of the shared Q-table (policy="shared")
+SHARED = 1 << 16  # key of the shared Q-table (scope="shared")
 POLICY_ITERATIONS = 1 << 22  # policy steps draw embedders/real batches from iterations >= this (final DM: 0..N-1)
 
 
@@ -56,33 +72,33 @@ class DAViDConfig(DMConfig):
                 "iterations), so the DM paper's 0.5 is the default."})
     init: str = field(default="real", metadata={
         "choices": ("real", "noise"),
-        "help": "Synthesization init: `real` clips sub-sampled to the class's resolution (as DMConfig), or `noise` "
-                "(DAViD's)."})
+        "help": "Init of V_syn: `real` clips (as DMConfig), or `noise` (DAViD's). `qlearning` starts its search from "
+                "it and continues it; `grid` starts the final DM from it."})
+    policy: str = field(default="qlearning", metadata={
+        "help": "Temporal policy search: `qlearning` (Alg. 1: last-resolution state, epsilon-greedy with decaying "
+                "epsilon, V_syn continued across the RL steps and into synthesization) or `grid` (one state, "
+                "optimistic Q-values, greedy: every resolution tried once from a fresh init)."})
+    scope: str = field(default="per_class", metadata={
+        "choices": ("per_class", "shared"),
+        "help": "`per_class` (DAViD) or `shared` (one Q-table for every class: Tab. 4 case B)."})
     policy_init: str = field(default="real", metadata={
         "choices": ("real", "noise"),
-        "help": "Init of each policy step's early-stage DM: sub-sampled `real` clips, or `noise` (DAViD's; its "
-                "rewards were flat after a few iterations here, see the module docstring)."})
+        "help": "`grid` only: init of each policy step's early-stage DM, sub-sampled `real` clips or `noise` "
+                "(rewards were flat after a few iterations from noise, see the module docstring). `qlearning` "
+                "continues one V_syn made by `init`."})
     resolutions: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16], metadata={
         "help": "Action space: temporal resolutions (values above T are capped at T)."})
     policy_steps: int | None = field(default=None, metadata={
-        "help": "RL iterations T of temporal policy learning (default: one per resolution)."})
+        "help": "RL steps of temporal policy learning, each N_early DM iterations. Default: 5 for `qlearning` "
+                "(5 x beta 0.02 = a tenth of the final DM), one per resolution for `grid`."})
     beta: float = field(default=0.02, metadata={"help": "Early-stage DM fraction: N_early = round(beta * N)."})
     q_lr: float = field(default=0.1, metadata={"help": "Q-learning rate alpha (paper: 0.1)."})
     gamma: float = field(default=0.5, metadata={"help": "Discount factor gamma (paper: 0.5)."})
-    exploit_prob: float = field(default=1.0, metadata={
-        "help": "p of Eq. 3: probability of the greedy action (else a uniform random one). With the optimistic "
-                "initial Q-values the greedy agent already tries every resolution once, which is all the default "
-                "one-step-per-resolution budget allows; lower it for longer searches."})
-    q_state: str = field(default="single", metadata={
-        "choices": ("single", "last_action"),
-        "help": "`single`: one state (the reward depends only on the action, so Eq. 2 with S_t+1 = S_t); "
-                "`last_action`: the state is the last resolution taken (a |A| x |A| table, needs many RL steps)."})
-    q_init: float | None = field(default=None, metadata={
-        "help": "Initial Q-values; default 1 / (1 - gamma), the largest return (rewards are <= 1), so the greedy "
-                "agent tries every resolution once before exploiting."})
-    policy: str = field(default="per_class", metadata={
-        "choices": ("per_class", "shared"),
-        "help": "`per_class` (DAViD) or `shared` (one Q-table for every class: Tab. 4 case B)."})
+    epsilon_start: float = field(default=1.0, metadata={
+        "help": "`qlearning`: exploration probability (1 - p of Eq. 3) at the first RL step; decays linearly to "
+                "`epsilon_end` at the last (the paper states no schedule)."})
+    epsilon_end: float = field(default=0.1, metadata={"help": "`qlearning`: exploration probability at the last "
+                                                              "RL step."})
     fixed_resolution: int | None = field(default=None, metadata={
         "help": "Skip the search and use this resolution for every class (Tab. 4 case B without RL)."})
     teacher: str | None = field(default=None, metadata={
@@ -95,6 +111,23 @@ class DAViDConfig(DMConfig):
     teacher_steps: int = field(default=500, metadata={"help": "Training steps of the default teacher."})
     teacher_cache_dir: str | None = field(default=None, metadata={"help": "Teacher cache (default "
                                                                           "$HF_VDD_CACHE/teachers)."})
+
+    def __post_init__(self):
+        if self.policy in ("per_class", "shared"):
+            raise HfVddError(f"policy={self.policy!r} is now scope={self.policy!r}; `policy` chooses the search "
+                             "('qlearning' or 'grid').")
+        if self.policy not in ("qlearning", "grid"):
+            raise HfVddError(f"policy must be 'qlearning' or 'grid', got {self.policy!r}.")
+        super().__post_init__()
+        if not self.resolutions or min(self.resolutions) < 1:
+            raise HfVddError(f"resolutions must be positive integers, got {self.resolutions}.")
+        if not 0 < self.beta <= 1:
+            raise HfVddError(f"beta must be in (0, 1], got {self.beta}.")
+        if self.policy_steps is not None and self.policy_steps < 1:
+            raise HfVddError(f"policy_steps must be >= 1, got {self.policy_steps}.")
+        if not (0 <= self.epsilon_end <= 1 and 0 <= self.epsilon_start <= 1):
+            raise HfVddError(f"epsilon_start and epsilon_end must be in [0, 1], got {self.epsilon_start} and "
+                             f"{self.epsilon_end}.")
 
 
 def temporal_partition(videos: torch.Tensor, resolution: int, num_frames: int) -> torch.Tensor:
@@ -116,17 +149,9 @@ class DAViDDistiller(DMDistiller):
 
     def __init__(self, config=None, teacher: Teacher | None = None, **kwargs):
         super().__init__(config, **kwargs)
-        cfg = self.config
-        if cfg.policy not in ("per_class", "shared"):
-            raise ValueError(f"policy must be 'per_class' or 'shared', got '{cfg.policy}'.")
-        if not cfg.resolutions or min(cfg.resolutions) < 1:
-            raise ValueError(f"resolutions must be positive integers, got {cfg.resolutions}.")
-        if cfg.q_state not in ("single", "last_action"):
-            raise ValueError(f"q_state must be 'single' or 'last_action', got '{cfg.q_state}'.")
-        if not 0 < cfg.beta <= 1:
-            raise ValueError(f"beta must be in (0, 1], got {cfg.beta}.")
         self.teacher = teacher
         self.q_tables: dict[int, list[list[float]]] = {}
+        self.visits: dict[int, list[list[int]]] = {}
         self.chosen: dict[int, int] = {}
         self.rewards: list[dict] = []
         self.acts: list[int] = []
@@ -172,13 +197,48 @@ class DAViDDistiller(DMDistiller):
         videos = temporal_partition(denormalize(syn.detach()), resolution, num_frames)
         return float(1.0 / (1.0 + (teacher.features(videos).mean(0) - real_mean).norm()))
 
-    def take_action(self, q: torch.Tensor, state: int, g: torch.Generator) -> int:
-        """Eq. 3: greedy with probability `exploit_prob` (ties broken at random), else uniform."""
+    def num_policy_steps(self, num_actions: int) -> int:
+        cfg = self.config
+        if cfg.policy_steps is not None:
+            return cfg.policy_steps
+        return 5 if cfg.policy == "qlearning" else num_actions
+
+    def epsilon(self, step: int, steps: int) -> float:
+        """Exploration probability of RL step `step` of `steps`: `qlearning` decays it linearly from `epsilon_start`
+        to `epsilon_end`; `grid` is greedy (0)."""
+        cfg = self.config
+        if cfg.policy == "grid":
+            return 0.0
+        return cfg.epsilon_start + (cfg.epsilon_end - cfg.epsilon_start) * step / max(1, steps - 1)
+
+    @staticmethod
+    def take_action(q: torch.Tensor, state: int, g: torch.Generator, epsilon: float = 0.0) -> int:
+        """Eq. 3 with p = 1 - epsilon: the greedy action of row `state` of `q` (ties broken at random) if a uniform
+        draw is >= `epsilon`, else a uniform random action."""
         row = q[state]
-        if float(torch.rand(1, generator=g)) < self.config.exploit_prob:
+        if float(torch.rand(1, generator=g)) >= epsilon:
             best = (row == row.max()).nonzero().flatten()
             return int(best[torch.randint(len(best), (1,), generator=g)])
         return int(torch.randint(len(row), (1,), generator=g))
+
+    def q_update(self, q: torch.Tensor, state: int, action: int, reward: float) -> int:
+        """Eq. 2 in place: `Q(S, A) += alpha * (R + gamma * max_a Q(S', a) - Q(S, A))`; returns `S'` (the action
+        taken for `qlearning`, the one state 0 for `grid`)."""
+        nxt = action if self.config.policy == "qlearning" else 0
+        q[state, action] += self.config.q_lr * (reward + self.config.gamma * q[nxt].max() - q[state, action])
+        return nxt
+
+    @staticmethod
+    def best_action(q: torch.Tensor, visits: torch.Tensor, state: int) -> int:
+        """`argmax_a Q(S_T, a)` over the actions visited from `S_T`; if no step started from `S_T`, the argmax of each
+        action's mean Q over its visited cells (Eq. 2's target does not depend on the state). Unvisited: never."""
+        if visits[state].sum() > 0:
+            row = q[state].masked_fill(visits[state] == 0, float("-inf"))
+        else:
+            seen = visits > 0
+            row = (q * seen).sum(0) / seen.sum(0).clamp(min=1)
+            row = row.masked_fill(seen.sum(0) == 0, float("-inf"))
+        return int(row.argmax())
 
     def _run_dm(self, train_set, sampler, syn, momentum, res, iterations: range, offset: int, bar=None,
                 engine=None) -> float:
@@ -208,32 +268,36 @@ class DAViDDistiller(DMDistiller):
         if cfg.fixed_resolution is not None and cfg.fixed_resolution not in acts:
             raise ValueError(f"fixed_resolution {cfg.fixed_resolution} is not one of the resolutions {acts}.")
         n_early = max(1, round(cfg.beta * cfg.iterations))
-        search = cfg.fixed_resolution is None
-        policy_steps = cfg.policy_steps if cfg.policy_steps is not None else len(acts)
+        search, qlearning = cfg.fixed_resolution is None, cfg.policy == "qlearning"
+        policy_steps = self.num_policy_steps(len(acts))
         engine = ClassParallelEngine(self, train_set, accelerator, desc="DAViD",
                                      total=(policy_steps * n_early if search else 0) + cfg.iterations)
         classes, bar, show = engine.classes, engine.bar, engine.show
-        if cfg.policy == "shared" and engine.world > 1 and search:
-            raise ValueError("policy='shared' needs every class in one process; run it without --num_processes.")
-        # Q-tables: one per class (or one shared), rows = state (last action), columns = action
-        keys = classes if cfg.policy == "per_class" else [SHARED]
-        q0 = cfg.q_init if cfg.q_init is not None else 1.0 / (1.0 - cfg.gamma)
-        rows = len(acts) if cfg.q_state == "last_action" else 1
-        q = {k: torch.full((rows, len(acts)), q0) for k in keys}
-        state = {k: rows - 1 for k in keys}  # start from the full resolution
+        if cfg.scope == "shared" and engine.world > 1 and search:
+            raise ValueError("scope='shared' needs every class in one process; run it without --num_processes.")
+        # Q-tables: one per class (or one shared), rows = state, columns = action. qlearning: the state is the last
+        # action, from the full resolution, Q = 0; grid: one state with optimistic values 1 / (1 - gamma)
+        keys = classes if cfg.scope == "per_class" else [SHARED]
+        rows = len(acts) if qlearning else 1
+        q = {k: torch.full((rows, len(acts)), 0.0 if qlearning else 1.0 / (1.0 - cfg.gamma)) for k in keys}
+        visits = {k: torch.zeros(rows, len(acts), dtype=torch.long) for k in keys}
+        state = {k: rows - 1 for k in keys}
         step0, phase, rewards = 0, "policy", []
-        syn, momentum = {}, {}
+        syn, momentum, master = {}, {}, {}
         ckpt = engine.resume()
         if ckpt is not None:
             local = {c: ckpt["classes"][c] for c in classes}
             first = local[classes[0]]
             phase, step0, rewards = first["phase"], first["step"], first["rewards"]
-            q = {k: torch.tensor(first["q"][k]) if cfg.policy == "shared" else torch.tensor(local[k]["q"][k])
-                 for k in keys}
-            state = {k: (first if cfg.policy == "shared" else local[k])["state"][k] for k in keys}
+            owner = {k: first if cfg.scope == "shared" else local[k] for k in keys}
+            q = {k: torch.tensor(owner[k]["q"][k]) for k in keys}
+            visits = {k: torch.tensor(owner[k]["visits"][k]) for k in keys}
+            state = {k: owner[k]["state"][k] for k in keys}
             if phase == "final":
                 syn = {c: local[c]["syn"].clone().requires_grad_(True) for c in classes}
                 momentum = {c: local[c]["momentum"] for c in classes}
+            elif qlearning and search:
+                master = {c: local[c]["master"].clone() for c in classes}
             bar.update(step0 * n_early if phase == "policy" else policy_steps * n_early * search + step0)
         # the real batches in the order the phases ask for them: early-stage DM of each policy step, then final DM
         plan = [(POLICY_ITERATIONS + step * n_early + it, c) for step in range(step0, policy_steps)
@@ -242,9 +306,11 @@ class DAViDDistiller(DMDistiller):
         sampler = engine.real_batches(train_set, plan, cfg.batch_real)
 
         def snapshot(step: int, phase: str) -> dict:  # checkpoint-<k> (policy step k), checkpoint-<1e6 + i> (final)
-            return {c: {"phase": phase, "step": step, "rewards": rewards, "q": {k: q[k].tolist() for k in keys
-                                                                                if k in (c, SHARED)},
-                        "state": {k: state[k] for k in keys if k in (c, SHARED)},
+            mine = {c: [k for k in keys if k in (c, SHARED)] for c in classes}
+            return {c: {"phase": phase, "step": step, "rewards": rewards,
+                        "q": {k: q[k].tolist() for k in mine[c]}, "visits": {k: visits[k].tolist() for k in mine[c]},
+                        "state": {k: state[k] for k in mine[c]},
+                        "master": master[c] if phase == "policy" and master else None,
                         "syn": syn[c].detach() if phase == "final" else None,
                         "momentum": momentum.get(c) if phase == "final" else None} for c in classes}
 
@@ -257,39 +323,51 @@ class DAViDDistiller(DMDistiller):
                                                     eval_set=eval_set)).on(accelerator)
             real_mean = self._real_features(train_set, teacher, classes)
             p0 = time.perf_counter()
-            # 2. temporal policy learning: epsilon-greedy action, early-stage DM from noise, teacher reward, Q update
+            if qlearning and not master:  # V_syn of Alg. 1, initialised once: (ipc, T, C, S, S) per class
+                master = {c: x.detach().clone() for c, x in self.init_synthetic(train_set, classes,
+                                                                                 engine.device).items()}
+            # 2. temporal policy learning: epsilon-greedy action, early-stage DM at A_t, teacher reward, Q update
             for step in range(step0, policy_steps):
-                action = {k: self.take_action(q[k], state[k], derived_generator(cfg.seed, POLICY_STREAM, step, k))
-                          for k in keys}
-                res = {c: acts[action[c if cfg.policy == "per_class" else SHARED]] for c in classes}
-                syn = {c: self._init(train_set, sampler, c, res[c], step, cfg.policy_init, engine.device)
-                       for c in classes}
+                eps = self.epsilon(step, policy_steps)
+                action = {k: self.take_action(q[k], state[k], derived_generator(cfg.seed, POLICY_STREAM, step, k),
+                                              eps) for k in keys}
+                res = {c: acts[action[c if cfg.scope == "per_class" else SHARED]] for c in classes}
+                if qlearning:  # the A_t frames P(V_syn, A_t) reads: the only ones its gradient reaches
+                    syn = {c: master[c][:, self._frames(t, res[c])].clone().requires_grad_(True) for c in classes}
+                else:
+                    syn = {c: self._init(train_set, sampler, c, res[c], step, cfg.policy_init, engine.device)
+                           for c in classes}
                 momentum = {}
                 self._run_dm(train_set, sampler, syn, momentum, res, range(n_early),
                              POLICY_ITERATIONS + step * n_early, bar, engine)
+                if qlearning:
+                    for c in classes:
+                        master[c][:, self._frames(t, res[c])] = syn[c].detach()
                 r = {c: self.reward(teacher, syn[c], res[c], t, real_mean[c]) for c in classes}
+                states = dict(state)
                 for k in keys:
-                    reward = r[k] if cfg.policy == "per_class" else sum(r.values()) / len(r)
-                    a, s = action[k], state[k]
-                    nxt = a if cfg.q_state == "last_action" else 0
-                    q[k][s, a] += cfg.q_lr * (reward + cfg.gamma * q[k][nxt].max() - q[k][s, a])
-                    state[k] = nxt
-                rewards.append({"step": step, "resolution": {str(c): res[c] for c in classes},
-                                "reward": {str(c): round(r[c], 5) for c in classes}})
+                    reward = r[k] if cfg.scope == "per_class" else sum(r.values()) / len(r)
+                    visits[k][state[k], action[k]] += 1
+                    state[k] = self.q_update(q[k], state[k], action[k], reward)
+                name = {k: str(k) if k != SHARED else "shared" for k in keys}
+                rewards.append({"step": step, "epsilon": round(eps, 5)}
+                               | ({"state": {name[k]: acts[states[k]] for k in keys}} if qlearning else {})
+                               | {"resolution": {str(c): res[c] for c in classes},
+                                  "reward": {str(c): round(r[c], 5) for c in classes}})
                 if cfg.checkpointing_steps:
                     engine.save(step + 1, snapshot(step + 1, "policy"))
             policy_seconds = time.perf_counter() - p0
             phase, step0 = "final", 0
-        # 3. synthesization: full DM at argmax_a Q(S_T, a) of each class
+        # 3. synthesization: DM at argmax_a Q(S_T, a) of each class, on the same V_syn (qlearning) or from `init`
         if search:
-            best = {k: int(q[k][state[k]].argmax()) for k in keys}
-            res = {c: acts[best[c if cfg.policy == "per_class" else SHARED]] for c in classes}
+            best = {k: self.best_action(q[k], visits[k], state[k]) for k in keys}
+            res = {c: acts[best[c if cfg.scope == "per_class" else SHARED]] for c in classes}
         else:
             res = {c: cfg.fixed_resolution for c in classes}
         if not syn or step0 == 0:
-            # the same clips (or noise) and, below, the same iterations as DMDistiller: with every class at T
-            # frames the result is DM's, so the comparison isolates the per-class resolution
-            full = self.init_synthetic(train_set, classes, engine.device)
+            # grid / fixed: the same clips (or noise) and, below, the same iterations as DMDistiller: with every
+            # class at T frames the result is DM's, so the comparison isolates the per-class resolution
+            full = master if qlearning and search else self.init_synthetic(train_set, classes, engine.device)
             syn = {c: full[c].detach()[:, self._frames(t, res[c])].clone().requires_grad_(True) for c in classes}
             momentum = {}
         d0 = time.perf_counter()
@@ -299,12 +377,14 @@ class DAViDDistiller(DMDistiller):
                     state=lambda done: snapshot(done, "final"), checkpoint_index=lambda done: 1_000_000 + done)
         final_seconds = time.perf_counter() - d0
         # 4. gather; each class keeps its own number of frames
-        local = {c: (denormalize(syn[c].detach()), res[c], [row.tolist() for row in q[c]]
-                     if cfg.policy == "per_class" and search else None) for c in classes}
+        per_class = cfg.scope == "per_class" and search
+        local = {c: (denormalize(syn[c].detach()), res[c], q[c].tolist() if per_class else None,
+                     visits[c].tolist() if per_class else None) for c in classes}
         merged = engine.gather(local)
-        shared_q = q[SHARED].tolist() if cfg.policy == "shared" and search else None
+        shared = (q[SHARED].tolist(), visits[SHARED].tolist()) if cfg.scope == "shared" and search else (None, None)
         self.chosen = {c: merged[c][1] for c in range(train_set.num_classes)}
-        self.q_tables = {c: merged[c][2] or shared_q for c in range(train_set.num_classes)} if search else {}
+        self.q_tables = {c: merged[c][2] or shared[0] for c in range(train_set.num_classes)} if search else {}
+        self.visits = {c: merged[c][3] or shared[1] for c in range(train_set.num_classes)} if search else {}
         self.rewards, self.acts = rewards, acts
         videos = [v for c in range(train_set.num_classes) for v in merged[c][0]]
         labels = torch.arange(train_set.num_classes).repeat_interleave(cfg.ipc)
@@ -317,31 +397,38 @@ class DAViDDistiller(DMDistiller):
                 "teacher": teacher.info() if teacher is not None else None,
                 "policy_seconds": policy_seconds, "final_dm_seconds": final_seconds,
                 "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
-                "rewards": rewards, "resolutions_per_class": resolutions, "q_tables": self.q_tables, "actions": acts})
+                "policy_steps": policy_steps if search else 0, "rewards": rewards,
+                "resolutions_per_class": resolutions, "q_tables": self.q_tables, "visits": self.visits,
+                "actions": acts})
 
     # ---- learned state on the Hub (Distiller is a ModelHubMixin) -----------------------------------------------
     @property
     def parts(self) -> str:
         names = self.class_names or [str(c) for c in self.chosen]
         table = "\n".join(f"| {names[c]} | {r} |" for c, r in self.chosen.items())
-        return ("Per-class Q-tables over temporal resolutions (`policy.json`).\n\n| class | resolution |\n|---|---|\n"
-                + table)
+        return (f"Per-class Q-tables over temporal resolutions (`policy.json`, search: `{self.config.policy}`).\n\n"
+                "| class | resolution |\n|---|---|\n" + table)
 
     def save_parts(self, folder: Path) -> None:
-        """`policy.json`: actions, the chosen resolution and Q-table of every class (by name), the reward log."""
+        """`policy.json`: the search (`policy`, `scope`), actions, the chosen resolution, Q-table and visit counts
+        (rows: state, columns: action) of every class (by name), and the log of RL steps (epsilon, state, action,
+        reward)."""
         if not self.chosen:
             raise ValueError("Nothing to save: run the distiller first.")
         names = self.class_names or [str(c) for c in self.chosen]
-        policy = {"actions": self.acts, "num_frames": self.video_shape[0], "frame_size": self.video_shape[1],
+        policy = {"policy": self.config.policy, "scope": self.config.scope, "actions": self.acts,
+                  "num_frames": self.video_shape[0], "frame_size": self.video_shape[1],
                   "resolutions": {names[c]: r for c, r in self.chosen.items()},
-                  "q_tables": {names[c]: t for c, t in self.q_tables.items()}, "rewards": self.rewards}
+                  "q_tables": {names[c]: t for c, t in self.q_tables.items()},
+                  "visits": {names[c]: t for c, t in self.visits.items()}, "rewards": self.rewards}
         (folder / "policy.json").write_text(json.dumps(policy, indent=2))
 
     def load_parts(self, folder: Path) -> None:
-        """`chosen` and `q_tables` are keyed by class index in saved order."""
+        """`chosen`, `q_tables` and `visits` are keyed by class index in saved order."""
         policy = json.loads((folder / "policy.json").read_text())
         self.chosen = {i: r for i, r in enumerate(policy["resolutions"].values())}
         self.q_tables = {i: t for i, t in enumerate(policy["q_tables"].values())}
+        self.visits = {i: t for i, t in enumerate(policy.get("visits", {}).values())}
         self.rewards, self.acts = policy["rewards"], policy["actions"]
         self.video_shape = (policy["num_frames"], policy["frame_size"])
         self.class_names = list(policy["resolutions"])

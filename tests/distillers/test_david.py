@@ -32,15 +32,45 @@ def test_temporal_partition():
 
 
 def test_take_action_epsilon_greedy():
-    d = DAViDDistiller(DAViDConfig(exploit_prob=1.0))
     q = torch.tensor([[0.1, 0.7, 0.2]])
-    assert {d.take_action(q, 0, torch.Generator().manual_seed(s)) for s in range(20)} == {1}
-    d.config.exploit_prob = 0.0
-    assert {d.take_action(q, 0, torch.Generator().manual_seed(s)) for s in range(60)} == {0, 1, 2}
+    take = DAViDDistiller.take_action
+    assert {take(q, 0, torch.Generator().manual_seed(s), 0.0) for s in range(20)} == {1}  # greedy
+    assert {take(q, 0, torch.Generator().manual_seed(s), 1.0) for s in range(60)} == {0, 1, 2}  # uniform
 
 
-def test_q_learning_picks_the_most_rewarded_resolution(train_set, teacher, monkeypatch):
-    # reward peaks at 2 frames for classes 0-1 and at 8 frames for classes 2-3 (a stand-in for static vs motion)
+def test_epsilon_decays_linearly_and_grid_is_greedy():
+    d = DAViDDistiller(DAViDConfig())
+    assert d.num_policy_steps(5) == 5  # 5 x beta 0.02 = 10 % of the final DM
+    assert [d.epsilon(s, 5) for s in range(5)] == pytest.approx([1.0, 0.775, 0.55, 0.325, 0.1])
+    grid = DAViDDistiller(DAViDConfig(policy="grid"))
+    assert grid.num_policy_steps(4) == 4 and grid.epsilon(0, 4) == 0.0
+
+
+def test_q_update_is_eq2():
+    d = DAViDDistiller(DAViDConfig())  # alpha 0.1, gamma 0.5; the next state is the action taken
+    q = torch.zeros(3, 3)
+    q[1] = torch.tensor([0.2, 0.6, 0.4])
+    assert d.q_update(q, 0, 1, reward=0.5) == 1
+    assert q[0, 1].item() == pytest.approx(0.1 * (0.5 + 0.5 * 0.6 - 0.0))  # 0.08
+    assert q[1, 1].item() == pytest.approx(0.6)
+    grid = DAViDDistiller(DAViDConfig(policy="grid"))  # one state: S' = S
+    q = torch.full((1, 3), 2.0)
+    assert grid.q_update(q, 0, 2, reward=0.5) == 0
+    assert q[0].tolist() == pytest.approx([2.0, 2.0, 2.0 + 0.1 * (0.5 + 0.5 * 2.0 - 2.0)])
+
+
+def test_best_action_reads_visited_cells():
+    q = torch.tensor([[0.0, 0.3, 0.0], [0.1, 0.0, 0.05], [0.0, 0.0, 0.0]])
+    visits = torch.tensor([[0, 1, 0], [1, 0, 2], [0, 0, 0]])
+    assert DAViDDistiller.best_action(q, visits, 1) == 0  # visited row: its argmax
+    q[1, 2] = -0.5  # a visited negative value still beats an unvisited cell
+    assert DAViDDistiller.best_action(q, visits, 0) == 1
+    # row 2 never visited: each action's mean over its visited cells -> [0.1, 0.3, -0.5]
+    assert DAViDDistiller.best_action(q, visits, 2) == 1
+
+
+def _fake_teacher_reward(monkeypatch):
+    """Reward 0.9 at 2 frames for classes 0-1 and at 8 frames for classes 2-3 (static vs motion), else 0.2."""
     best = {0: 2, 1: 2, 2: 8, 3: 8}
     real = {}
 
@@ -56,13 +86,54 @@ def test_q_learning_picks_the_most_rewarded_resolution(train_set, teacher, monke
 
     monkeypatch.setattr(DAViDDistiller, "reward", fake_reward)
     monkeypatch.setattr(DAViDDistiller, "_real_features", remember)
-    d = DAViDDistiller(DAViDConfig(ipc=1, iterations=5, beta=0.2, **SMALL), teacher=teacher)
+    return best
+
+
+def test_grid_tries_every_resolution_and_picks_the_most_rewarded(train_set, teacher, monkeypatch):
+    best = _fake_teacher_reward(monkeypatch)
+    d = DAViDDistiller(DAViDConfig(ipc=1, iterations=5, beta=0.2, policy="grid", **SMALL), teacher=teacher)
     out = d(train_set)
     assert d.chosen == best
     assert out.stats["resolutions_per_class"] == {"square": 2, "disc": 2, "slide-right": 8, "slide-left": 8}
     assert len(out.stats["rewards"]) == 4 and out.stats["early_iterations"] == 1  # one step per resolution 1,2,4,8
     tried = [set(r["resolution"].values()) for r in out.stats["rewards"]]
     assert set().union(*tried) == {1, 2, 4, 8}  # optimistic Q-values: every resolution was tried
+    assert all(len(t) == 1 for t in d.q_tables.values())  # one state
+
+
+def test_qlearning_continues_v_syn_and_replays_eq2(train_set, teacher, monkeypatch):
+    _fake_teacher_reward(monkeypatch)
+    seen = []  # (first-class input frame 0, output frame 0) of every DM call: policy steps, then final iterations
+    orig = DAViDDistiller._run_dm
+
+    def spy(self, train_set, sampler, syn, *args, **kwargs):
+        before = syn[0].detach()[:, 0].clone()
+        loss = orig(self, train_set, sampler, syn, *args, **kwargs)
+        seen.append((before, syn[0].detach()[:, 0].clone()))
+        return loss
+
+    monkeypatch.setattr(DAViDDistiller, "_run_dm", spy)
+    cfg = DAViDConfig(ipc=1, iterations=3, beta=0.34, policy_steps=8, epsilon_end=0.0, **SMALL)
+    d = DAViDDistiller(cfg, teacher=teacher)
+    out = d(train_set)
+    log, acts = out.stats["rewards"], out.stats["actions"]
+    assert [r["epsilon"] for r in log] == pytest.approx([1 - s / 7 for s in range(8)], abs=1e-5)
+    # V_syn persists: frame 0 is in every P(V, A), so each step (and the final DM) starts where the last one ended
+    assert all(torch.equal(seen[i + 1][0], seen[i][1]) for i in range(8))
+    assert not torch.equal(seen[0][0], seen[0][1])
+    for c in range(4):
+        assert sum(1 for row in d.visits[c] if sum(row) > 0) > 1  # more than one state visited
+        # replay Eq. 2 from the log: same table; the last step (epsilon 0) took a greedy action of its row
+        q, s = torch.zeros(len(acts), len(acts)), len(acts) - 1
+        for r in log:
+            assert acts[s] == r["state"][str(c)]
+            a = acts.index(r["resolution"][str(c)])
+            if r["epsilon"] == 0:
+                assert q[s, a] == q[s].max()
+            q[s, a] += 0.1 * (r["reward"][str(c)] + 0.5 * q[a].max() - q[s, a])
+            s = a
+        assert torch.allclose(q, torch.tensor(d.q_tables[c]), atol=1e-6)
+        assert d.chosen[c] == acts[DAViDDistiller.best_action(q, torch.tensor(d.visits[c]), s)]
 
 
 def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
@@ -83,12 +154,15 @@ def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
     assert "| slide-left |" in (tmp_path / "distiller" / "README.md").read_text()
     policy = json.loads((tmp_path / "distiller" / "policy.json").read_text())
     assert policy["resolutions"] == {n: d.chosen[c] for c, n in enumerate(train_set.class_names)}
+    assert policy["policy"] == "qlearning" and len(policy["rewards"]) == 5 and "state" in policy["rewards"][0]
     again = DAViDDistiller.from_pretrained(str(tmp_path / "distiller"))
     assert again.chosen == d.chosen and again.config.ipc == 2 and again.q_tables == d.q_tables
+    assert again.visits == d.visits and len(d.visits[0]) == 4  # |A| x |A| at T = 8
 
 
-def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path):
-    cfg = dict(ipc=1, iterations=4, beta=0.25, checkpointing_steps=2, checkpoints_total_limit=0,
+@pytest.mark.parametrize("policy", ["qlearning", "grid"])
+def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path, policy):
+    cfg = dict(ipc=1, iterations=4, beta=0.25, checkpointing_steps=2, checkpoints_total_limit=0, policy=policy,
                checkpoint_dir=str(tmp_path / "ck"), **SMALL)
     straight = DAViDDistiller(DAViDConfig(**cfg), teacher=teacher)(train_set)
     names = sorted(p.name for p in (tmp_path / "ck").iterdir())
@@ -97,6 +171,8 @@ def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path):
         resumed = DAViDDistiller(DAViDConfig(**(cfg | {"resume_from_checkpoint": str(tmp_path / "ck" / ckpt)})),
                                  teacher=teacher)(train_set)
         assert resumed.stats["resolutions_per_class"] == straight.stats["resolutions_per_class"]
+        assert resumed.stats["q_tables"] == straight.stats["q_tables"]
+        assert resumed.stats["rewards"] == straight.stats["rewards"]
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(resumed.videos, straight.videos))
         curves = [[v for _, v in x.stats["loss_curve"]] for x in (resumed, straight)]
         assert curves[0] == pytest.approx(curves[1])
@@ -114,12 +190,22 @@ def test_fixed_resolution_and_errors(train_set, teacher):
     assert {v.shape[0] for v in out.videos} == {4} and out.stats["policy_seconds"] == 0
     with pytest.raises(ValueError, match="fixed_resolution 3 is not one of"):
         DAViDDistiller(DAViDConfig(ipc=1, fixed_resolution=3))(train_set)
-    with pytest.raises(ValueError, match="policy must be"):
-        DAViDDistiller(DAViDConfig(policy="global"))
+    with pytest.raises(ValueError, match="policy='shared' is now scope='shared'"):
+        DAViDConfig(policy="shared")
+    with pytest.raises(ValueError, match="policy must be 'qlearning' or 'grid', got 'global'"):
+        DAViDConfig(policy="global")
+    with pytest.raises(ValueError, match="scope must be one of"):
+        DAViDConfig(scope="global")
     with pytest.raises(ValueError, match="beta must be"):
-        DAViDDistiller(DAViDConfig(beta=0))
-    shared = DAViDDistiller(DAViDConfig(ipc=1, iterations=4, beta=0.25, policy="shared", **SMALL), teacher=teacher)
-    assert len(set(shared(train_set).stats["resolutions_per_class"].values())) == 1
+        DAViDConfig(beta=0)
+    with pytest.raises(ValueError, match="epsilon_start and epsilon_end must be in"):
+        DAViDConfig(epsilon_end=1.5)
+    with pytest.raises(ValueError, match="policy_steps must be"):
+        DAViDConfig(policy_steps=0)
+    shared = DAViDDistiller(DAViDConfig(ipc=1, iterations=4, beta=0.25, scope="shared", **SMALL), teacher=teacher)
+    out = shared(train_set)
+    assert len(set(out.stats["resolutions_per_class"].values())) == 1
+    assert set(out.stats["rewards"][0]["state"]) == {"shared"}
 
 
 @pytest.mark.slow
