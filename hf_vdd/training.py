@@ -54,9 +54,14 @@ class TrainConfig:
     soft_label_weight: float = field(default=1.0, metadata={"help": "Weight of soft-label loss when present."})
     label_mode: str = field(default="soft", metadata={
         "help": "soft: train on the set's soft labels when it has them; hard: use the class labels only "
-                "(ablation). Per-region soft labels (N, R, K), R = n*n, always add the per-tile loss (Eq. 5)."})
-    region_samples: int = field(default=0, metadata={
-        "help": "Tiles per mosaic per step for the region loss (0 = all R tiles, exact Eq. 5; k = k random)."})
+                "(ablation). Per-region soft labels (N, R, K), R = n*n, train each tile on its own label (Eq. 5)."})
+    region_samples: int = field(default=1, metadata={
+        "help": "Tiles per mosaic per step for Eq. 5's region loss: k random tiles (default 1: an unbiased "
+                "estimate of the mean over tiles at the cost of one forward per mosaic, so a mosaic set trains "
+                "as fast as any set of its IPC); 0 = all R tiles every step (R forwards per mosaic)."})
+    mosaic_loss: bool = field(default=False, metadata={
+        "help": "Also train the whole mosaic against the mean of its region labels (an extra term hf_vdd used "
+                "before; not in Eq. 5). Off: Eq. 5 as written."})
     temporal_augmentation: float = field(default=0.0, metadata={
         "help": "IDTD's stochastic temporal augmentation of the training clips: each keeps a random interval of at "
                 "least this fraction of its frames, resampled to T (0 = off; protocol idtd: 0.5, a fraction the "
@@ -114,9 +119,10 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
 
     - no soft labels, or `label_mode="hard"` without regions: cross-entropy with `y`;
     - soft labels `(B, K)`: soft cross-entropy, times `soft_label_weight`;
-    - per-region soft labels `(B, R, K)` (mosaics of n*n tiles): the whole mosaic against the mean of its region
-      labels, plus Eq. 5 of Jiang et al.: each tile cropped, upsampled to the full frame and trained against its
-      own label, averaged over tiles. `label_mode="hard"` keeps the same crops with the class label `y` instead.
+    - per-region soft labels `(B, R, K)` (mosaics of n*n tiles): Eq. 5 of Jiang et al., each tile cropped,
+      upsampled to the full frame and trained against its own label, averaged over the tiles (`region_samples`
+      random ones per step; Eq. 5's sum over tiles is R times this mean); `mosaic_loss` adds the whole mosaic
+      against the mean of its region labels. `label_mode="hard"` keeps the same crops with the class label `y`.
     """
     if config.label_mode not in ("soft", "hard"):
         raise ValueError(f"label_mode must be 'soft' or 'hard', got {config.label_mode!r}.")
@@ -124,7 +130,8 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
     if config.temporal_augmentation > 0:  # per sample, from its seed (the same draw in any process)
         gens = [derived_generator(int(s), 7) for s in seeds.tolist()] if seeds is not None else [None] * len(x)
         x = augment_each(x, gens, config.temporal_augmentation)
-    logits = _forward(model, _prepare_inputs(x, config.standardize), seeds)
+    if soft is None or soft.ndim == 2:
+        logits = _forward(model, _prepare_inputs(x, config.standardize), seeds)
     if soft is None or (hard and soft.ndim == 2):
         return F.cross_entropy(logits, y, reduction="none")
     if soft.ndim == 2:
@@ -135,7 +142,9 @@ def student_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, soft:
         raise ValueError(f"Per-region soft labels need R = n*n regions, got R = {r}.")
     if hard:
         soft = F.one_hot(y, k).float()[:, None].expand(b, r, k)
-    loss = _soft_ce(logits, soft.mean(1))
+    loss = 0.0
+    if config.mosaic_loss:
+        loss = _soft_ce(_forward(model, _prepare_inputs(x, config.standardize), seeds), soft.mean(1))
     tiles = None
     if 0 < config.region_samples < r:
         gens = [derived_generator(int(s)) for s in seeds.tolist()] if seeds is not None else [None] * b

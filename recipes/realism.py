@@ -15,7 +15,10 @@ from hf_vdd.distillers import RealismConfig, RealismDistiller
 class RealismEvalArgs:
     label_mode: str = field(default="soft", metadata={
         "help": "Evaluation with the region soft labels (soft) or the class labels (hard, the ablation)."})
-    region_samples: int = field(default=0, metadata={"help": "Tiles per mosaic per step in evaluation (0 = all)."})
+    region_samples: int = field(default=1, metadata={
+        "help": "Tiles per mosaic per step of Eq. 5 in evaluation (default 1: one forward per mosaic; 0 = all)."})
+    mosaic_loss: bool = field(default=False, metadata={
+        "help": "Also train each whole mosaic on the mean of its region labels (not in Eq. 5)."})
 
 
 def main():
@@ -27,7 +30,8 @@ def main():
         print(f"realism: {output.stats['mosaics']} mosaics in {output.stats['distill_seconds']:.1f} s; fallbacks: "
               f"{output.stats['fallback_no_detection']} without detection, {output.stats['fallback_lost_track']} "
               f"lost tracks")
-    finish(output, data, out, accelerator, label_mode=args.label_mode, region_samples=args.region_samples)
+    finish(output, data, out, accelerator, label_mode=args.label_mode, region_samples=args.region_samples,
+           mosaic_loss=args.mosaic_loss)
 
 
 if __name__ == "__main__":

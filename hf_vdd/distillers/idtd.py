@@ -12,6 +12,11 @@ between segment features; minimising it would pull the segments together. We imp
 `L_div` is the mean pairwise cosine similarity of segment embeddings, in [-1, 1] — minimising it pushes the segments
 apart and it cannot diverge (a negated distance would be unbounded below).
 
+Choices the paper leaves open (README "IDTD choices"): Diverse Segments have at least `min_segment_frames` (2)
+frames, so K drops to T // 2 at T < 2K (the papers' T = 16, K = 8 is unchanged); `init="real"` starts each pool
+from a real clip and the selectors as segment pickers, `init="random"` is Sec. 4.2's random pool and selectors;
+the fusor starts as the identity; the temporal augmentation keeps >= `sta_min_fraction` (0.5) of the clip.
+
 Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled and stitched, no optimisation),
 `B` (temporal densification only: learnable segments initialised from K real clips + fusor, no pool/selectors),
 `C` (information diversification only: pool + selectors, segments stitched without a fusor); Tab. 4 via

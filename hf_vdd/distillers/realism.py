@@ -61,15 +61,20 @@ class RealismConfig(DistillerConfig):
     teacher_steps: int = field(default=500, metadata={"help": "Training steps of the default ConvNet3D teacher."})
     teacher_cache: str | None = field(default=None, metadata={"help": "Teacher cache folder (default ~/.cache)."})
     track_frames: int | None = field(default=None, metadata={
-        "help": "Frames tracked per video (centred window, consecutive frames); default: the student's sampling "
-                "span (num_frames-1)·interval+1, so mosaics play at the test clips' speed."})
+        "help": "Frames tracked per video (centred window of consecutive frames); default: the whole video, as "
+                "Sec. 5.1 tracks every frame, so the crops keep their own lengths for the speed normalisation."})
+    speed_normalise: bool = field(default=True, metadata={
+        "help": "Sec. 5.1 step 4: within a mosaic, the clips with more frames are sped up (evenly resampled) to "
+                "the shortest clip's length before the student's frames are sampled, so every tile shows its whole "
+                "crop at one speed; false: each tile is its own clip's centred window at the student's interval."})
     candidates_per_class: int | None = field(default=None, metadata={
         "help": "Random uniform pre-selection V'_c of videos per class before tracking (Sec. 4.3); default all."})
-    crop: str = field(default="track", metadata={
+    crop: str = field(default="trajectory", metadata={
         "choices": ("track", "trajectory"),
-        "help": "track: Sec. 5.1's crop, re-centred on the tracked box in every frame (a camera that follows the "
-                "object: motion relative to the frame is removed); trajectory: one fixed window covering the "
-                "tracked box in all frames (keeps translation, e.g. toy-actions' slide classes)."})
+        "help": "trajectory (default): one fixed window covering the tracked box in all frames (keeps translation, "
+                "e.g. toy-actions' slide classes; best in the README's comparison); track: Sec. 5.1's crop, "
+                "re-centred on the tracked box in every frame (a camera that follows the object: motion relative to "
+                "the frame is removed)."})
     motion_frames: int = field(default=8, metadata={"help": "Frame differences used by the motion proposer."})
     fast_tracker: bool = field(default=False, metadata={
         "help": "CSRT with 9 scales and no segmentation (about 2x faster); default: OpenCV's CSRT defaults."})
@@ -290,7 +295,7 @@ class RealismDistiller(Distiller):
         size, n, t_out = train_set.frame_size, c.grid, train_set.num_frames
         bounds = tile_bounds(size, n)
         tile_h, tile_w = bounds[0][1] - bounds[0][0], bounds[0][1] - bounds[0][0]
-        span = c.track_frames or (t_out - 1) * train_set.interval + 1
+        interval = train_set.interval
 
         # 1. parts: detector and teacher
         device = accelerator.device if accelerator is not None else None
@@ -316,8 +321,9 @@ class RealismDistiller(Distiller):
             frames = train_set.decode(i)
             if frames.shape[-1] == 1:
                 frames = np.repeat(frames, 3, axis=-1)
-            first = max(0, (len(frames) - span) // 2)
-            frames = frames[first:first + span]
+            if c.track_frames:
+                first = max(0, (len(frames) - c.track_frames) // 2)
+                frames = frames[first:first + c.track_frames]
             fh, fw = frames.shape[1:3]
             boxes = detector(frames)
             whole = (0.0, 0.0, float(fw), float(fh))
@@ -337,7 +343,9 @@ class RealismDistiller(Distiller):
                     path = [trajectory_box(path)] * len(frames)
                 clips.append(np.stack([crop_resize(f, crop_window(b, fw, fh, tile_w, tile_h), tile_w, tile_h)
                                        for f, b in zip(frames, path)]))
-            probs = teacher.probs(torch.as_tensor(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 255.0)
+            # scored as the student samples a clip: its centred window at the data's interval
+            seen = np.stack(clips)[:, sample_indices(len(frames), t_out, interval, train=False)]
+            probs = teacher.probs(torch.as_tensor(seen).permute(0, 1, 4, 2, 3).float() / 255.0)
             scores = (probs[:, k] if c.score == "own_class" else probs.max(1).values).tolist()
             cands = [{"video": i, "clip": clip, "score": s} for clip, s in zip(clips, scores)]
             if c.one_per_video:
@@ -361,9 +369,11 @@ class RealismDistiller(Distiller):
             for g in range(c.ipc):
                 group = ranked[g * n * n:(g + 1) * n * n]
                 length = min(len(e["clip"]) for e in group)
-                idx = sample_indices(length, t_out, train_set.interval, train=False)
-                tiles = [self._fit_tile(speed_normalise(e["clip"], length)[idx], bounds, m, n)
-                         for m, e in enumerate(group)]
+                tiles = []
+                for m, e in enumerate(group):
+                    clip = speed_normalise(e["clip"], length) if c.speed_normalise else e["clip"]
+                    idx = sample_indices(len(clip), t_out, interval, train=False)
+                    tiles.append(self._fit_tile(clip[idx], bounds, m, n))
                 mosaics.append(tile_mosaic(tiles, n, size))
                 labels.append(k)
                 tile_sources.append([int(train_set.row_indices[e["video"]]) for e in group])

@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import subprocess
@@ -247,6 +248,35 @@ def test_trajectory_crop_keeps_translation_that_the_tracking_crop_removes(teache
     assert shift("track") < 6 < 15 < shift("trajectory")  # the square moves 24 px in the 13 tracked frames
 
 
+def test_speed_normalisation_speeds_up_the_longer_clips_of_a_mosaic(teacher3_dir):
+    """Sec. 5.1 step 4: a 48-frame crop tiled with 16-frame ones is resampled to 16 frames, so its tile shows its
+    whole motion (about 3x the displacement of its own centred window at the student's interval)."""
+    videos, labels = [], []
+    for c, colour in enumerate([(255, 60, 60), (60, 255, 60), (60, 60, 255)]):
+        for j, length in enumerate((16, 16, 16, 48)):
+            videos.append(square_video(length=length, size=64, start=4, step=1, colour=colour, side=8, noise=2,
+                                       seed=4 * c + j))
+            labels.append(c)
+    ds = Dataset.from_dict({"video": videos, "label": labels}, features=Features(
+        {"video": Array4D(shape=(None, 64, 64, 3), dtype="uint8"), "label": ClassLabel(names=NAMES)}))
+    data = load_video_dataset(ds, "train", num_frames=4, frame_size=64, interval=4)
+
+    def long_tile_shift(normalise):
+        out = RealismDistiller(ipc=1, grid=2, teacher=str(teacher3_dir), speed_normalise=normalise)(data)
+        shifts = []
+        for row, sources in enumerate(out.stats["tile_source_index"]):
+            m = [i % 4 for i in sources].index(3)  # the tile of the class's 48-frame video
+            (y0, y1), (x0, x1) = tile_bounds(64, 2)[m // 2], tile_bounds(64, 2)[m % 2]
+            bright = out.videos[row, :, :, y0:y1, x0:x1].float().amax(1) > 150  # (T, h, w)
+            xs = torch.arange(float(x1 - x0))
+            centre = (bright.float() * xs).sum((1, 2)) / bright.float().sum((1, 2)).clamp(min=1)
+            shifts.append((centre[-1] - centre[0]).item())
+        return min(shifts)
+
+    fast, own = long_tile_shift(True), long_tile_shift(False)
+    assert fast > 2 * own > 0  # the normalised tile covers frames ~3..39 of the crop, its own window 18..30
+
+
 def test_clear_errors(toy_train, teacher_dir):
     with pytest.raises(ValueError, match="grid 3×3 at ipc 1 needs 9 clips per class.*lower --grid"):
         RealismDistiller(ipc=1, grid=3, teacher=str(teacher_dir))(toy_train)
@@ -284,22 +314,35 @@ def test_region_loss_hard_flag_and_training(toy_out):
     x = torch.stack([data[i][0] for i in range(4)])
     y, soft = toy_out.labels, toy_out.soft_labels
     one_hot = torch.nn.functional.one_hot(y, 4).float()[:, None].expand(4, 4, 4)
-    soft_cfg, hard_cfg = TrainConfig(), TrainConfig(label_mode="hard")
+    soft_cfg, hard_cfg = TrainConfig(region_samples=0), TrainConfig(label_mode="hard", region_samples=0)
     assert torch.allclose(student_loss(model, x, y, one_hot, soft_cfg), student_loss(model, x, y, soft, hard_cfg))
     assert not torch.allclose(student_loss(model, x, y, soft, soft_cfg), student_loss(model, x, y, soft, hard_cfg))
-    # by hand: mosaic vs mean region label + mean over tiles of each tile vs its own label
+    # by hand, Eq. 5: the mean over tiles of each tile against its own label (no whole-mosaic term) ...
     logp = torch.log_softmax(model(normalize(x)), -1)
     tiles = region_tiles(x, 2).flatten(0, 1)
     tile_logp = torch.log_softmax(model(normalize(tiles)), -1)
-    by_hand = -(soft.mean(1) * logp).sum(-1).mean() - (soft.reshape(16, 4) * tile_logp).sum(-1).mean()
-    assert torch.allclose(student_loss(model, x, y, soft, soft_cfg).mean(), by_hand, atol=1e-5)
+    eq5 = -(soft.reshape(16, 4) * tile_logp).sum(-1).mean()
+    assert torch.allclose(student_loss(model, x, y, soft, soft_cfg).mean(), eq5, atol=1e-5)
+    # ... plus, with mosaic_loss, the whole mosaic against the mean of its region labels
+    both = TrainConfig(region_samples=0, mosaic_loss=True)
+    assert torch.allclose(student_loss(model, x, y, soft, both).mean(), eq5 - (soft.mean(1) * logp).sum(-1).mean(),
+                          atol=1e-5)
+    # the default samples one tile per mosaic: one forward per mosaic, like any other set
+    calls = []
+    handle = model.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    sampled = student_loss(model, x, y, soft, TrainConfig(), seeds=torch.arange(4))
+    handle.remove()
+    assert calls == [4] and sampled.shape == (4,)
+    per_tile = -(soft.reshape(4, 4, 4) * tile_logp.view(4, 4, 4)).sum(-1)  # (mosaic, tile)
+    assert all(any(torch.isclose(v, per_tile[i], atol=1e-5)) for i, v in enumerate(sampled))
     with pytest.raises(ValueError, match="label_mode must be"):
         student_loss(model, x, y, soft, TrainConfig(label_mode="both"))
     # training on the mosaics with region labels lowers the region loss (and works with sampled tiles)
     quick = dict(steps=30, batch_size=4, lr=0.05, show_progress=False, max_grad_norm=0)
-    before = student_loss(model, x, y, soft, soft_cfg).mean().item()
-    trained = train_student(ConvNet3D(num_classes=4, widths=(8, 16, 16)), TensorVideoSet(x, y, soft),
-                            TrainConfig(**quick), seed=0)
+    fresh = ConvNet3D(num_classes=4, widths=(8, 16, 16))
+    with torch.no_grad():
+        before = student_loss(copy.deepcopy(fresh).eval(), x, y, soft, soft_cfg).mean().item()
+    trained = train_student(fresh, TensorVideoSet(x, y, soft), TrainConfig(**quick), seed=0)  # 1 tile per step
     trained.eval()
     with torch.no_grad():
         assert student_loss(trained, x, y, soft, soft_cfg).mean().item() < before
