@@ -158,3 +158,18 @@ def test_student_temporal_augmentation_is_per_sample_and_seeded():
     assert torch.equal(first, again) and not torch.allclose(first, plain)
     # a sample's augmentation depends on its own seed only, not on the rest of the batch
     assert torch.allclose(student_loss(model, x[1:3], y[1:3], None, aug, seeds[1:3]), first[1:3], atol=1e-6)
+
+
+def test_early_stopping_ends_on_a_training_loss_plateau(splits):
+    from hf_vdd import ConvNet3D
+    from hf_vdd.training import PROTOCOLS, train_student
+
+    train, _ = splits
+    cfg = dict(steps=400, batch_size=8, lr=0.0, show_progress=False)  # lr 0: the loss never improves
+    model = train_student(ConvNet3D(num_classes=train.num_classes, widths=(8, 8, 8)), train,
+                          TrainConfig(**cfg, early_stopping_patience=20), seed=0)
+    assert 20 <= model.trained_steps < 200  # stopped soon after the last (noise-only) gain
+    full = train_student(ConvNet3D(num_classes=train.num_classes, widths=(8, 8, 8)), train,
+                         TrainConfig(**cfg | {"steps": 30}), seed=0)
+    assert full.trained_steps >= 30  # off by default: every planned step
+    assert PROTOCOLS["david"]["early_stopping_patience"] == 100
