@@ -99,6 +99,12 @@ def overrides_text(record: dict) -> str:
     return ", ".join(pairs) or "defaults"
 
 
+def _seconds(record: dict) -> str:
+    """Distillation seconds, with DAViD's policy search as a share of its final distillation."""
+    share = record.get("distill_stats", {}).get("policy_fraction")
+    return f"{record['distill_seconds']:.1f}" + (f" (search {share:.0%} of final)" if share else "")
+
+
 def cells_table(records: list[dict]) -> str:
     """Every cell, one row each."""
     lines = ["| dataset | student | method | IPC | top-1 | top-5 | AUC | F1 | ratio to full | distil s | peak RSS MB "
@@ -109,7 +115,7 @@ def cells_table(records: list[dict]) -> str:
         rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "–"
         lines.append(f"| {r['dataset']} | {r.get('student', 'convnet3d')} | {r['method']} | {r['ipc'] or 'all'} | "
                      f"{_fmt(r['top1'])} | {_fmt(r['top5'])} | {_fmt(r['auc'])} | {_fmt(r['f1'])} | {ratio} | "
-                     f"{r['distill_seconds']:.1f} | {rss} | {stored} | {r['setting']} | {overrides_text(r)} |")
+                     f"{_seconds(r)} | {rss} | {stored} | {r['setting']} | {overrides_text(r)} |")
     return "\n".join(lines) + "\n"
 
 

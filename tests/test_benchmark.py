@@ -29,6 +29,8 @@ def test_overrides_are_shown_per_cell():
                                      "train_overrides": {"epochs": 2}, "distill_seconds": 1.0}
     assert overrides_text(rec) == 'ablation="C", train.epochs=2'
     assert "| 16x32x32 | ablation=\"C\", train.epochs=2 |" in cells_table([rec])
+    david = rec | {"distill_stats": {"policy_fraction": 0.0912}}
+    assert "| 1.0 (search 9% of final) |" in cells_table([david])
     assert 'idtd@C`: ablation="C", train.epochs=2; student 16x32x32' in leaderboard([rec])
 
 
