@@ -401,9 +401,14 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
         seconds += time.perf_counter() - start
         probs, labels = predict(model, test_tensors, config, accelerator)
         runs.append(classification_metrics(probs, labels, test_set.num_classes) | {"seed": seed})
-    per_class = np.nanmean(np.asarray([r["per_class"] for r in runs]), axis=0).tolist()
     cfg = asdict(config) | {"num_frames": test_set.num_frames, "frame_size": test_set.frame_size,
                             "test_set": test_set.name, "num_processes": accelerator.num_processes}
-    return EvalReport(top1=_mean_std([r["top1"] for r in runs]), top5=_mean_std([r["top5"] for r in runs]),
-                      auc=_mean_std([r["auc"] for r in runs]), f1=_mean_std([r["f1"] for r in runs]),
-                      per_class=per_class, runs=runs, train_seconds=seconds, config=cfg | (extra_config or {}))
+    return summarize_runs(runs, seconds, cfg | (extra_config or {}))
+
+
+def summarize_runs(runs: list[dict], train_seconds: float, config: dict) -> EvalReport:
+    """One `EvalReport` over student runs (`classification_metrics` records): top-1/top-5/AUC/F1 as mean ± std,
+    per-class accuracy averaged."""
+    per_class = np.nanmean(np.asarray([r["per_class"] for r in runs]), axis=0).tolist()
+    return EvalReport(**{k: _mean_std([r[k] for r in runs]) for k in ("top1", "top5", "auc", "f1")},
+                      per_class=per_class, runs=runs, train_seconds=train_seconds, config=config)

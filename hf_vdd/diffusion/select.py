@@ -21,7 +21,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate.logging import get_logger
 
@@ -287,7 +286,7 @@ def evaluate_selections(selections: list, test_set, config, accelerator=None, ru
     `config.seed + r * config.runs + i`; top-1/top-5/AUC/F1 are mean ± std over all those runs. A single selection
     (a deterministic selector) is evaluated by `runs` students (default `config.runs`), its spread is then the
     students' only."""
-    from ..training import EvalReport, _mean_std, evaluate_distilled
+    from ..training import evaluate_distilled, summarize_runs
 
     reports = []
     for r, output in enumerate(selections):
@@ -296,11 +295,8 @@ def evaluate_selections(selections: list, test_set, config, accelerator=None, ru
         reports.append(evaluate_distilled(output, test_set, students, accelerator))
     all_runs = [run | {"selection": r, "selection_seed": selections[r].seed}
                 for r, rep in enumerate(reports) for run in rep.runs]
-    metric = {k: _mean_std([run[k] for run in all_runs]) for k in ("top1", "top5", "auc", "f1")}
-    per_class = np.nanmean(np.asarray([run["per_class"] for run in all_runs]), axis=0).tolist()
-    return EvalReport(**metric, per_class=per_class, runs=all_runs,
-                      train_seconds=sum(rep.train_seconds for rep in reports),
-                      config=reports[0].config | {"selections": len(selections), "runs": len(all_runs)})
+    return summarize_runs(all_runs, sum(rep.train_seconds for rep in reports),
+                          reports[0].config | {"selections": len(selections), "runs": len(all_runs)})
 
 
 def run_diffusion_select(data, args: DiffusionSelectArgs, accelerator, runs: int = 1):
