@@ -13,7 +13,7 @@ checkpoint) `teacher_head="probe"` (default) fits a linear probe on the frozen b
 train split and records its accuracy in `Teacher.probe` (the distilled set's card states it); `teacher_head="error"`
 raises instead.
 
-Every method takes pixel-space videos `(N, T, C, H, W)` in [0, 1]; normalisation happens inside.
+Every method takes pixel-space videos `(N, T, C, H, W)` in [0, 1] (or uint8); normalisation happens inside.
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ class Teacher(nn.Module):
         return self
 
     def _fit(self, videos: torch.Tensor) -> torch.Tensor:
-        """Resample `(N, T, C, H, W)` videos to the teacher's input shape (nearest in time, bilinear in space)."""
+        """Resample `(N, T, C, H, W)` videos (float in [0, 1], or uint8) to the teacher's input shape (nearest in
+        time, bilinear in space), normalised."""
         if videos.ndim != 5:
             raise ValueError(f"Teacher expects (N, T, C, H, W) videos, got {tuple(videos.shape)}.")
+        if videos.dtype == torch.uint8:
+            videos = videos.float() / 255.0
         n, t, c, h, w = videos.shape
         if t != self.num_frames:
             idx = torch.linspace(0, t - 1, self.num_frames).round().long()

@@ -155,15 +155,11 @@ class DMMMDSelector(_PoolSelector):
         if net is None:
             return torch.as_tensor(videomae_embeddings(_require_encoder(cfg, "DM-MMD (videomae)"), videos,
                                                        cfg.batch_size, False, self.device, self.autocast))
-        from ..data.decoding import normalize
+        from ..teacher import Teacher
 
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(videos), cfg.batch_size):
-                x = normalize(videos[i:i + cfg.batch_size].to(self.device).float() / 255.0)
-                with self.autocast():
-                    out.append(net.embed(x).float().cpu())
-        return torch.cat(out)
+        frozen = Teacher(net, videos.shape[1], videos.shape[-1], source="random ConvNet3D")  # batched, on its device
+        frozen.autocast = self.autocast
+        return frozen.features(videos, cfg.batch_size)
 
     def prepare(self, pool, show):
         from sklearn.cluster import KMeans
