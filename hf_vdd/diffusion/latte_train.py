@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..distillers.matching import prune_checkpoints
+from ..checkpoints import RUN_FILE, find_checkpoint, save_state, verify_checkpoint
 from ..utils import atomic_folder, progress
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
 
@@ -94,7 +94,6 @@ def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool
     return curve
 
 
-RUN_FILE = "hf_vdd_run.json"  # written beside `accelerator.save_state`'s files: what the checkpoint belongs to
 RESUME_FREE = ("steps", "checkpointing_steps", "checkpoints_total_limit", "resume_from_checkpoint")
 
 
@@ -108,8 +107,6 @@ def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
 
 def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig, train_set) -> Path | None:
     """The checkpoint to resume from, checked to belong to this run (`HfVddError` listing the differences)."""
-    from ..distillers.matching import find_checkpoint, verify_checkpoint
-
     if config.resume_from_checkpoint is None:
         return None
     found = find_checkpoint(config.resume_from_checkpoint, output_dir.parent / f"{output_dir.name}.checkpoints",
@@ -201,11 +198,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         curve.append(loss.item())
         done = step + 1
         if ckpt_root is not None and config.checkpointing_steps and done % config.checkpointing_steps == 0:
-            accelerator.save_state(str(ckpt_root / f"checkpoint-{done}"))
-            if accelerator.is_main_process:
-                (ckpt_root / f"checkpoint-{done}" / RUN_FILE).write_text(
-                    json.dumps(latte_run(config, train_set), indent=2, default=str))
-                prune_checkpoints(ckpt_root, config.checkpoints_total_limit, marker=RUN_FILE)
+            save_state(accelerator, ckpt_root, done, latte_run(config, train_set), config.checkpoints_total_limit)
     pipe.transformer = accelerator.unwrap_model(transformer).eval()
     learned = holder[0].detach().clone()
     stats = {"steps": config.steps, "resumed_from": first_step, "seconds": time.perf_counter() - start,

@@ -170,7 +170,7 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
         self.check_ipc(train_set)
         resume = getattr(self.config, "resume_from_checkpoint", None)
         if resume:
-            from .matching import find_checkpoint, verify_checkpoint
+            from ..checkpoints import find_checkpoint, verify_checkpoint
 
             verify_checkpoint(find_checkpoint(resume, self.config.checkpoint_dir), self.run_fingerprint(train_set))
 

@@ -18,10 +18,10 @@ losses and optimiser state stay fp32 (with `no`, the default, it does nothing: r
 Random draws stay on CPU generators derived from `(seed, iteration, class)` and only their results move, so a
 CUDA run draws the same numbers as a CPU run.
 
-Checkpoints are `torch.save`d by `matching.save_checkpoint`, not `accelerator.save_state`: the state is split over
-processes (it is gathered first), the distillers hold no prepared model or optimiser whose sharding Accelerate would
-need to know, and one `Accelerator` serves many distillers in a benchmark, where objects registered with
-`register_for_checkpointing` would pile up (Accelerate has no way to unregister them).
+Checkpoints are `accelerator.save_state` folders (`hf_vdd/checkpoints.py`): the classes' states are gathered into
+one `ClassStates` object registered with `register_for_checkpointing` on a dedicated checkpointing `Accelerator`
+(built at the first save or resume), written atomically, pruned among the folders hf_vdd wrote, and resumed with
+`load_state` after the run is checked to be the same.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from collections.abc import Callable
 import torch
 from accelerate.utils import recursively_apply, send_to_device
 
+from ..checkpoints import Checkpointer
 from ..data.streaming import PrefetchingClassSampler
 from ..utils import progress, runtime
-from .matching import fresh_embedder, gather_classes, load_checkpoint, process_classes, save_checkpoint
+from .matching import fresh_embedder, gather_classes, process_classes
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ClassParallelEngine:
         self.device, self._autocast = runtime(accelerator)
         self._net = None  # the compiled embedder, when compiling
         self._sampler = None  # the real-batch sampler (closed by `stats`)
+        self._checkpointer = None  # built at the first save or resume
         self.losses: list[tuple[int, float]] = []
         self.iteration_seconds: list[float] = []
         self.start_time = time.perf_counter()
@@ -107,14 +109,22 @@ class ClassParallelEngine:
         `None` when not resuming. Restores the loss curve."""
         if not self.config.resume_from_checkpoint:
             return None
-        state = load_checkpoint(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
+        state = self.checkpointer.load(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
         self.losses = list(state["losses"])
         return state | {"classes": self.to_device(state["classes"])}
 
     def save(self, index: int, local_state: dict) -> None:
         """Gather every class's state and write `checkpoint-<index>` (collective: every process calls it)."""
-        save_checkpoint(self.config.checkpoint_dir, index, to_cpu(local_state), self.losses, self.run,
-                        self.accelerator, self.config.checkpoints_total_limit)
+        merged = gather_classes(to_cpu(local_state), self.accelerator)
+        self.checkpointer.save(self.config.checkpoint_dir, index,
+                               {"iteration": index, "classes": merged, "losses": list(self.losses)}, self.run,
+                               self.config.checkpoints_total_limit)
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer()
+        return self._checkpointer
 
     # ---- the loop --------------------------------------------------------------------------------------------
     def loop(self, iterations: range, step: Callable[[int], torch.Tensor | float],

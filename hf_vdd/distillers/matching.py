@@ -7,11 +7,7 @@ process handles it or on how many processes there are: a class-parallel run equa
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import re
-import shutil
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +15,7 @@ import torch.nn.functional as F
 from ..data.decoding import normalize
 from ..data.streaming import sample_class_batch
 from ..models import ConvNet3D
-from ..utils import HfVddError, atomic_folder, derived_generator
+from ..utils import derived_generator
 
 
 def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128, 128),
@@ -122,7 +118,7 @@ def process_classes(num_classes: int, accelerator=None) -> tuple[list[int], int]
     return split_classes(num_classes, world, rank), world
 
 
-# ---- class-parallel state: gather, checkpoint, resume (shared by DM, IDTD, DAViD) ------------------------------
+# ---- class-parallel state: gather (shared by DM, IDTD, DAViD; checkpoints live in hf_vdd/checkpoints.py) -------
 def gather_classes(local: dict, accelerator=None) -> dict:
     """Merge `{class: value}` dicts from every process (every process receives the union)."""
     from accelerate.utils import gather_object
@@ -143,79 +139,3 @@ def data_fingerprint(train_set) -> dict:
     return {"source": train_set.name, "class_names": list(train_set.class_names), "num_videos": len(train_set),
             "rows_sha1": digest.hexdigest(), "num_frames": train_set.num_frames, "frame_size": train_set.frame_size,
             "interval": getattr(train_set, "interval", None), "static": getattr(train_set, "static", False)}
-
-
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def list_checkpoints(folder, marker: str = "state.pt") -> list[Path]:
-    """`folder/checkpoint-<N>/` folders hf_vdd wrote (they hold `marker`), oldest first."""
-    folder = Path(folder or ".")
-    found = [p for p in folder.glob("checkpoint-*") if CHECKPOINT_RE.match(p.name) and (p / marker).is_file()]
-    return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
-
-
-def prune_checkpoints(folder, total_limit: int | None, marker: str = "state.pt") -> None:
-    """Remove all but the newest `total_limit` checkpoints hf_vdd wrote in `folder` (`None`/0: keep all)."""
-    if total_limit:
-        for old in list_checkpoints(folder, marker)[:-total_limit]:
-            shutil.rmtree(old)
-
-
-def save_checkpoint(folder, iteration: int, local_state: dict, losses: list, run: dict, accelerator=None,
-                    total_limit: int | None = 3) -> None:
-    """Gather every class's state and write `folder/checkpoint-<iteration>/` atomically on the main process.
-
-    `run` (method, resume-relevant config, data fingerprint; `Distiller.run_fingerprint`) is stored as
-    `config.json` so that `load_checkpoint` can refuse a checkpoint of another run. Only the newest `total_limit`
-    checkpoints are kept (`None` or 0 keeps all)."""
-    merged = gather_classes(local_state, accelerator)
-    if accelerator is None or accelerator.is_main_process:
-        with atomic_folder(Path(folder or ".") / f"checkpoint-{iteration}", marker="state.pt") as tmp:
-            torch.save({"iteration": iteration, "classes": merged, "losses": losses}, tmp / "state.pt")
-            (tmp / "config.json").write_text(json.dumps(run, indent=2, default=str))
-        prune_checkpoints(folder, total_limit)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-
-
-def find_checkpoint(path: str, folder: str | None, marker: str = "state.pt") -> Path:
-    """The checkpoint folder `path` names; `latest` is the newest in `folder`."""
-    if path == "latest":
-        ckpts = list_checkpoints(folder, marker)
-        if not ckpts:
-            raise FileNotFoundError(f"No checkpoint-<N> folder in {folder}; nothing to resume from. Drop "
-                                    f"--resume_from_checkpoint to start a new run.")
-        return ckpts[-1]
-    if not (Path(path) / marker).is_file():
-        raise FileNotFoundError(f"{Path(path) / marker} not found; pass a checkpoint-<N> folder or `latest`.")
-    return Path(path)
-
-
-def verify_checkpoint(path: Path, run: dict, meta_name: str = "config.json") -> None:
-    """Raise `HfVddError` listing what differs between the run that wrote checkpoint `path` and `run`."""
-    meta_file = path / meta_name
-    saved = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    if "data" not in saved:
-        raise HfVddError(f"Checkpoint {path} was written without its run's settings (an older hf_vdd), so it cannot "
-                         f"be checked against this run. Start a new run: drop --resume_from_checkpoint.")
-    saved, run = json.loads(json.dumps(saved, default=str)), json.loads(json.dumps(run, default=str))
-    diff = []
-    for section in ("method", "config", "data"):
-        old, new = saved.get(section), run.get(section)
-        if isinstance(old, dict) and isinstance(new, dict):
-            diff += [f"{section}.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                     if old.get(k) != new.get(k)]
-        elif old != new:
-            diff.append(f"{section}: {old!r} -> {new!r}")
-    if diff:
-        raise HfVddError(f"Checkpoint {path} belongs to another run; these settings differ (checkpoint -> now): "
-                         f"{'; '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. Resume with the checkpoint's "
-                         f"settings, or drop --resume_from_checkpoint (or use another --checkpoint_dir) to restart.")
-
-
-def load_checkpoint(path: str, folder: str | None, run: dict) -> dict:
-    """Read a checkpoint written by `save_checkpoint` after checking it was made by the same `run`."""
-    ckpt = find_checkpoint(path, folder)
-    verify_checkpoint(ckpt, run)
-    return torch.load(ckpt / "state.pt", weights_only=False)

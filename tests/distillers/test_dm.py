@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ import torch
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DMConfig, DMDistiller
 from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
-from tests.helpers import run_one_and_two_processes
+from tests.helpers import REPO, run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -49,7 +52,8 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
     assert torch.equal(straight.videos, again.videos)
     # "killed" after 3 iterations (checkpoint at 3), then resumed to 6
     DMDistiller(DMConfig(**(cfg | {"iterations": 3, "checkpointing_steps": 3})))(train_set)
-    assert (tmp_path / "ck" / "checkpoint-3" / "state.pt").is_file()
+    assert {p.name for p in (tmp_path / "ck" / "checkpoint-3").iterdir()} == {  # accelerator.save_state's files
+        "custom_checkpoint_0.pkl", "random_states_0.pkl", "hf_vdd_run.json"}
     resumed = DMDistiller(DMConfig(**(cfg | {"resume_from_checkpoint": "latest"})))(train_set)
     assert torch.allclose(resumed.videos, straight.videos, atol=1e-6)
     assert [round(v, 6) for _, v in resumed.stats["loss_curve"]] == [round(v, 6) for _, v in
@@ -59,8 +63,20 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
 def test_resume_refuses_another_run_and_old_checkpoints_are_pruned(train_set, tmp_path):
     cfg = dict(ipc=1, iterations=5, checkpointing_steps=1, checkpoints_total_limit=2,
                checkpoint_dir=str(tmp_path / "ck"), **SMALL)
+    (tmp_path / "ck" / "checkpoint-0").mkdir(parents=True)  # a user's folders: never pruned nor replaced
+    (tmp_path / "ck" / "checkpoint-0" / "notes.txt").write_text("mine")
+    (tmp_path / "ck" / "checkpoints").mkdir()
     DMDistiller(DMConfig(**cfg))(train_set)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint-4", "checkpoint-5"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint-0", "checkpoint-4", "checkpoint-5",
+                                                                  "checkpoints"]
+    assert (tmp_path / "ck" / "checkpoint-0" / "notes.txt").read_text() == "mine"
+    with pytest.raises(FileNotFoundError, match="hf_vdd_run.json not found"):
+        DMDistiller(DMConfig(**(cfg | {"resume_from_checkpoint": str(tmp_path / "ck" / "checkpoint-0")}))).check(
+            train_set)
+    (tmp_path / "ck" / "checkpoint-0" / "state.pt").write_bytes(b"")  # an older hf_vdd's torch.save format
+    with pytest.raises(ValueError, match="older hf_vdd .*accelerator.save_state"):
+        DMDistiller(DMConfig(**(cfg | {"resume_from_checkpoint": str(tmp_path / "ck" / "checkpoint-0")}))).check(
+            train_set)
     resume = cfg | {"resume_from_checkpoint": "latest", "iterations": 6}  # more iterations: same trajectory
     assert DMDistiller(DMConfig(**resume))(train_set).stats["loss_curve"][-1][0] == 5
     for change, key in (({"seed": 1}, "config.seed: 0 -> 1"), ({"lr_img": 1.0}, "config.lr_img: 10.0 -> 1.0"),
@@ -113,10 +129,21 @@ def test_helpers():
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
+    """Also: the 2-process run's `accelerator.save_state` checkpoint (the classes of both processes gathered, one
+    random-state file per process) resumes in one process to the same set."""
     common = ["recipes/dm.py", "--ipc", "1", "--iterations", "3", "--embed_widths", "8", "16", "16",
               "--batch_real", "4"]
-    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
+    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")],
+                              ["--output_dir", str(tmp_path / "two"), "--checkpointing_steps", "2",
+                               "--checkpoint_dir", str(tmp_path / "ck")])
     one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
+    assert {p.name for p in (tmp_path / "ck" / "checkpoint-2").iterdir()} == {
+        "custom_checkpoint_0.pkl", "random_states_0.pkl", "random_states_1.pkl", "hf_vdd_run.json"}
+    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir",
+                    str(tmp_path / "ck"), "--resume_from_checkpoint", "latest"], cwd=REPO, check=True, timeout=600,
+                   capture_output=True, env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    assert torch.allclose(torch.stack(load_distilled(tmp_path / "resumed").videos), torch.stack(two.videos),
+                          atol=1e-2)
     assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
     curve_one, curve_two = ([v for _, v in x.stats["loss_curve"]] for x in (one, two))
