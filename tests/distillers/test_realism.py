@@ -13,7 +13,7 @@ from datasets import Array4D, ClassLabel, Dataset, Features, load_dataset
 from hf_vdd import ConvNet3D, TrainConfig, load_distilled, load_video_dataset, train_student
 from hf_vdd.data.decoding import normalize
 from hf_vdd.data.distilled import TensorVideoSet, region_tiles, tile_bounds
-from hf_vdd.distillers import DISTILLERS, MotionSaliencyDetector, RealismDistiller, TransformersDetector
+from hf_vdd.distillers import DISTILLERS, MotionSaliencyDetector, RealismDistiller, TransformersDetector, crops
 from hf_vdd.distillers import realism as R
 from hf_vdd.teacher import load_teacher
 from hf_vdd.training import student_loss
@@ -136,7 +136,7 @@ def test_tracker_errors_are_lost_tracks(monkeypatch):
         def update(self, frame):
             raise cv2.error("(-215:Assertion failed) !ssize.empty() in function 'resize'")
 
-    monkeypatch.setattr(R, "_csrt", lambda fast=False: Broken())
+    monkeypatch.setattr(crops, "_csrt", lambda fast=False: Broken())
     assert R.track(square_video(length=5), (4, 10, 8, 8)) is None
 
 
