@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.decoding import denormalize, normalize
-from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
+from .base import DistillationOutput, Distiller, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
+    MatchingConfig,
     derived_generator,
     dm_loss,
     fresh_embedder,
@@ -24,27 +25,13 @@ from .matching import (
 
 
 @dataclass
-class DMConfig(DistillerConfig):
+class DMConfig(MatchingConfig):
     iterations: int = field(default=5000, metadata={"help": "Distillation iterations (DAViD/VDSD: 5000)."})
     lr_img: float = field(default=10.0, metadata={"help": "SGD learning rate on normalised pixels (DAViD: 10)."})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on pixels (DM paper: 0.5). DAViD's 0.95 "
                                                            "diverged within 25 iterations with this embedder."})
-    batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
     init: str = field(default="real", metadata={"choices": ("real", "noise"),
                                                 "help": "Initialise synthetic videos from `real` clips or `noise`."})
-    augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
-    channels_last: bool = field(default=False, metadata={
-        "help": "Run the matching embedder in the channels_last_3d memory format (oneDNN's fast 3-D convolutions on "
-                "the CPU: about 1.3-2x here). Changes results in the last bits, so off by default."})
-    embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
-                                    metadata={"help": "Widths of the random ConvNet3D embedder."})
-    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
-    checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
-    checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go (recipes: "
-                                                                      "<output_dir>.checkpoints)."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={
-        "help": "A checkpoint folder, or `latest` (newest in --checkpoint_dir)."})
-    log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
     eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
                                                          "needs an eval_set)."})
     periodic_eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})

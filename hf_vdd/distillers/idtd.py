@@ -38,9 +38,10 @@ from torch import nn
 
 from ..data.decoding import denormalize, normalize
 from ..data.temporal import stochastic_temporal_augmentation  # noqa: F401 - also public here
-from .base import DistillationOutput, Distiller, DistillerConfig, register_distiller
+from .base import DistillationOutput, Distiller, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
+    MatchingConfig,
     augment,
     derived_generator,
 )
@@ -49,7 +50,7 @@ ABLATIONS = ("full", "A", "B", "C")
 
 
 @dataclass
-class IDTDConfig(DistillerConfig):
+class IDTDConfig(MatchingConfig):
     iterations: int = field(default=1000, metadata={"help": "Optimisation iterations."})
     lr: float = field(default=0.01, metadata={"help": "Adam learning rate of pool, selectors, fusor (paper: 0.01)."})
     num_selectors: int = field(default=8, metadata={"help": "K, Feature Selectors per instance (paper: 8)."})
@@ -70,18 +71,6 @@ class IDTDConfig(DistillerConfig):
     fusor_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the augmented fused video."})
     ablation: str = field(default="full", metadata={"choices": ABLATIONS, "help": "Tab. 3: full | A | B | C."})
     sta_min_fraction: float = field(default=0.5, metadata={"help": "Shortest interval kept by temporal augmentation."})
-    batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
-    augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
-    channels_last: bool = field(default=False, metadata={
-        "help": "Run the matching embedder in the channels_last_3d memory format (oneDNN's fast 3-D convolutions on "
-                "the CPU: about 1.3-2x here). Changes results in the last bits, so off by default."})
-    embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
-                                    metadata={"help": "Widths of the random ConvNet3D embedder."})
-    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
-    checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
-    checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint folder or `latest`."})
-    log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
 
 
 class IDTDGenerator(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "idtd"]):

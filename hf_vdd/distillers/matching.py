@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from ..data.decoding import normalize
 from ..data.streaming import sample_class_batch
 from ..models import ConvNet3D
 from ..utils import derived_generator
+from .base import DistillerConfig
 
 
 def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128, 128),
@@ -139,3 +141,24 @@ def data_fingerprint(train_set) -> dict:
     return {"source": train_set.name, "class_names": list(train_set.class_names), "num_videos": len(train_set),
             "rows_sha1": digest.hexdigest(), "num_frames": train_set.num_frames, "frame_size": train_set.frame_size,
             "interval": getattr(train_set, "interval", None), "static": getattr(train_set, "static", False)}
+
+
+@dataclass
+class MatchingConfig(DistillerConfig):
+    """The settings DM, IDTD and DAViD share: the real batch, the augmentation and the random embedder of the
+    matching, the engine's checkpoints and the loss log."""
+
+    batch_real: int = field(default=8, metadata={"help": "Real clips per class per iteration."})
+    augment_strength: float = field(default=1.0, metadata={"help": "Siamese differentiable augmentation (0 = off)."})
+    channels_last: bool = field(default=False, metadata={
+        "help": "Run the matching embedder in the channels_last_3d memory format (oneDNN's fast 3-D convolutions on "
+                "the CPU: about 1.3-2x here). Changes results in the last bits, so off by default."})
+    embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
+                                    metadata={"help": "Widths of the random ConvNet3D embedder."})
+    checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
+    checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
+    checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go (recipes: "
+                                                                      "<output_dir>.checkpoints)."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={
+        "help": "A checkpoint folder, or `latest` (newest in --checkpoint_dir)."})
+    log_every: int = field(default=10, metadata={"help": "Record the loss every N iterations."})
