@@ -100,6 +100,10 @@ class DAViDConfig(DMConfig):
                 "`epsilon_end` at the last (the paper states no schedule)."})
     epsilon_end: float = field(default=0.1, metadata={"help": "`qlearning`: exploration probability at the last "
                                                               "RL step."})
+    final_action: str = field(default="state", metadata={"choices": ("state", "pooled"), "help": (
+        "The synthesis resolution: `state` is the paper's argmax_a Q(S_T, a) over the actions visited from S_T; "
+        "`pooled` is the argmax of each action's mean Q over all its visited cells (Eq. 2's target depends on "
+        "the action only, so they estimate one value; after 5 steps S_T's row often holds one visited action).")})
     fixed_resolution: int | None = field(default=None, metadata={
         "help": "Skip the search and use this resolution for every class (Tab. 4 case B without RL)."})
     teacher: str | None = field(default=None, metadata={
@@ -117,8 +121,9 @@ class DAViDConfig(DMConfig):
         if self.policy in ("per_class", "shared"):
             raise HfVddError(f"policy={self.policy!r} is now scope={self.policy!r}; `policy` chooses the search "
                              "('qlearning' or 'grid').")
-        if self.policy not in ("qlearning", "grid"):
-            raise HfVddError(f"policy must be 'qlearning' or 'grid', got {self.policy!r}.")
+        if self.policy not in ("qlearning", "grid") or self.final_action not in ("state", "pooled"):
+            raise HfVddError(f"policy must be 'qlearning' or 'grid' and final_action 'state' or 'pooled', got "
+                             f"{self.policy!r} and {self.final_action!r}.")
         super().__post_init__()
         if not self.resolutions or min(self.resolutions) < 1:
             raise HfVddError(f"resolutions must be positive integers, got {self.resolutions}.")
@@ -318,7 +323,7 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
             phase, step0 = "final", 0
         # 3. synthesization: DM at argmax_a Q(S_T, a) of each class, on the same V_syn (qlearning) or from `init`
         if search:
-            best = {k: self.best_action(q[k], visits[k], state[k]) for k in keys}
+            best = {k: self.best_action(q[k], visits[k], state[k], cfg.final_action == "pooled") for k in keys}
             res = {c: acts[best[c if cfg.scope == "per_class" else SHARED]] for c in classes}
         else:
             res = {c: cfg.fixed_resolution for c in classes}

@@ -43,10 +43,11 @@ class TemporalPolicy:
         return nxt
 
     @staticmethod
-    def best_action(q: torch.Tensor, visits: torch.Tensor, state: int) -> int:
-        """`argmax_a Q(S_T, a)` over the actions visited from `S_T`; if no step started from `S_T`, the argmax of each
-        action's mean Q over its visited cells (Eq. 2's target does not depend on the state). Unvisited: never."""
-        if visits[state].sum() > 0:
+    def best_action(q: torch.Tensor, visits: torch.Tensor, state: int, pooled: bool = False) -> int:
+        """`argmax_a Q(S_T, a)` over the actions visited from `S_T`; if no step started from `S_T` (or `pooled`),
+        the argmax of each action's mean Q over its visited cells (Eq. 2's target does not depend on the state).
+        Unvisited actions: never."""
+        if visits[state].sum() > 0 and not pooled:
             row = q[state].masked_fill(visits[state] == 0, float("-inf"))
         else:
             seen = visits > 0

@@ -67,6 +67,12 @@ def test_best_action_reads_visited_cells():
     assert DAViDDistiller.best_action(q, visits, 0) == 1
     # row 2 never visited: each action's mean over its visited cells -> [0.1, 0.3, -0.5]
     assert DAViDDistiller.best_action(q, visits, 2) == 1
+    # the rotate-cw case of the toy-actions benchmark: from S_T only a poor action was tried, a better one elsewhere
+    q, visits = torch.tensor([[0.0, 0.04], [0.012, 0.0]]), torch.tensor([[0, 1], [1, 0]])
+    assert DAViDDistiller.best_action(q, visits, 1) == 0  # the paper's argmax_a Q(S_T, a): the one visited action
+    assert DAViDDistiller.best_action(q, visits, 1, pooled=True) == 1
+    with pytest.raises(ValueError, match="final_action 'state' or 'pooled'"):
+        DAViDConfig(final_action="best")
 
 
 def _fake_teacher_reward(monkeypatch):
