@@ -15,36 +15,36 @@ def run(*args, check=True):
                           check=check)
 
 
-def test_coreset_then_evaluate(tmp_path):
+def test_coreset_then_evaluate(tmp_path, run_recipe):
     out_dir = tmp_path / "toy-ipc1-herding"
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("method: herding\nipc: 1\nseed: 3\n")
-    res = run("recipes/coreset.py", "--config", str(cfg), "--output_dir", str(out_dir))
+    res = run_recipe("recipes/coreset.py", "--config", str(cfg), "--output_dir", str(out_dir))
     assert "wrote" in res.stdout and str(out_dir) in res.stdout
     ds = load_dataset(str(out_dir), split="train")
     assert len(ds) == 10 and ds.features["video"].shape == (None, 3, 32, 32)
     report = tmp_path / "r.json"
-    run("recipes/evaluate.py", "--dataset", "toy-actions", "--distilled", str(out_dir), "--runs", "2", "--steps", "3",
-        "--output_json", str(report), "--show_progress", "false")
+    run_recipe("recipes/evaluate.py", "--dataset", "toy-actions", "--distilled", str(out_dir), "--runs", "2",
+               "--steps", "3", "--output_json", str(report), "--show_progress", "false")
     rep = json.loads(report.read_text())
     assert set(rep) >= {"top1", "top5", "auc", "f1", "per_class", "runs", "train_seconds", "config"}
     assert len(rep["runs"]) == 2 and rep["config"]["distilled"] == str(out_dir)
 
 
-def test_recipe_bad_input_exits_cleanly(tmp_path):
+def test_recipe_bad_input_exits_cleanly(tmp_path, run_recipe):
     out_dir = tmp_path / "never"
-    res = run("recipes/coreset.py", "--ipc", "41", "--output_dir", str(out_dir), check=False)
+    res = run("recipes/coreset.py", "--ipc", "41", "--output_dir", str(out_dir), check=False)  # a real process
     assert res.returncode == 2 and "lower --ipc to at most 40" in res.stderr and "Traceback" not in res.stderr
     assert not out_dir.exists()
-    res = run("recipes/evaluate.py", "--dataset", "no/such-dataset", "--runs", "1", check=False)
+    res = run_recipe("recipes/evaluate.py", "--dataset", "no/such-dataset", "--runs", "1", check=False)
     assert res.returncode == 2 and "Unknown dataset 'no/such-dataset'" in res.stderr
-    res = run("recipes/coreset.py", "--frame_size", "0", check=False)
+    res = run_recipe("recipes/coreset.py", "--frame_size", "0", check=False)
     assert res.returncode == 2 and "must be > 0" in res.stderr
 
 
-def test_demo_quick(tmp_path):
+def test_demo_quick(tmp_path, run_recipe):
     out_dir = tmp_path / "demo"
-    res = run("recipes/demo.py", "--ipc", "1", "--runs", "1", "--steps", "2", "--full_steps", "2",
+    res = run_recipe("recipes/demo.py", "--ipc", "1", "--runs", "1", "--steps", "2", "--full_steps", "2",
               "--output_dir", str(out_dir))
     assert "| herding IPC 1 | 10 |" in res.stdout and "| full real train split | 400 |" in res.stdout
     card = (out_dir / "README.md").read_text()
