@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import DatasetCardData
 
 from .data.loading import default_video_shape, load_video_dataset
 from .diffusion import load_pool
 from .diffusion.select import student_shaped
 from .distillers import get_distiller
-from .hub import check_models
+from .hub import check_models, render_dataset_card
 from .training import TrainConfig, evaluate_distilled, protocol_config
 from .utils import atomic_folder
 from .version import __version__
@@ -220,16 +220,10 @@ def save_results_repo(records: list[dict], folder: str | os.PathLike, repo_id: s
         (tmp / "results.md").write_text(cells_table(records))
         plots = plot_results(records, tmp)
         board = leaderboard(records)
-        card = DatasetCard.from_template(
+        card = render_dataset_card(
             DatasetCardData(pretty_name="hf_vdd benchmark results", tags=["hf_vdd", "dataset-distillation",
                                                                           "benchmark"]),
-            template_str="---\n{{ card_data }}\n---\n\n# hf_vdd benchmark results\n\nTop-1 (%) of a ConvNet3D "
-                         "student trained on each distilled set and tested on the real test split (mean ± std "
-                         "over runs), made with hf_vdd {{ version }}.\n\n{{ board }}\n"
-                         "{{ images }}\n\nEvery cell (top-5, AUC, F1, cost): `results.md`; raw records: "
-                         "`results.json`; one row per cell: `load_dataset(\"{{ repo_id }}\")`.\n\n"
-                         "Command:\n\n```\n{{ command }}\n```\n",
-            version=__version__, board=board, repo_id=repo_id, command=command,
+            template="results_card.md", version=__version__, board=board, repo_id=repo_id, command=command,
             images="\n".join(f"![{p.stem}]({p.name})" for p in plots))
         card.save(tmp / "README.md")
     return folder

@@ -6,7 +6,7 @@ import pytest
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
-from hf_vdd.benchmark import PeakMemory, cells_table, leaderboard, overrides_text
+from hf_vdd.benchmark import PeakMemory, cells_table, leaderboard, overrides_text, save_results_repo
 
 
 def _rec(method, ipc, top1, dataset="d"):
@@ -32,6 +32,16 @@ def test_overrides_are_shown_per_cell():
     david = rec | {"distill_stats": {"policy_fraction": 0.0912}}
     assert "| 1.0 (search 9% of final) |" in cells_table([david])
     assert 'idtd@C`: ablation="C", train.epochs=2; student 16x32x32' in leaderboard([rec])
+
+
+def test_results_repo_card_comes_from_the_template(tmp_path):
+    extra = {"distill_seconds": 1.0, "per_class": [20.0, 40.0], "setting": "16x32x32", "student": "convnet3d"}
+    records = [_rec("full", None, 90.0) | extra, _rec("dm", 1, 30.0) | extra]
+    card = (save_results_repo(records, tmp_path / "res", "org/bench", command="python x.py") / "README.md").read_text()
+    assert card.startswith("---\n") and "- benchmark" in card  # the card data (tags) as YAML front matter
+    assert "# hf_vdd benchmark results" in card and "| dm | **30.0 ± 0.0** |" in card
+    assert 'load_dataset("org/bench")' in card and "```\npython x.py\n```" in card
+    assert len(load_dataset(str(tmp_path / "res"), split="train")) == 2
 
 
 def test_peak_memory_sees_an_allocation():
