@@ -9,7 +9,6 @@ exit status 2. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shlex
 import sys
@@ -22,7 +21,7 @@ from transformers import HfArgumentParser
 
 from .data.loading import default_video_shape, load_video_dataset
 from .hub import check_models, check_push_settings, push_folder
-from .utils import HfVddError, check_output_dir, configure_logging, configure_threads, shared_data_dir
+from .utils import HfVddError, check_output_dir, configure_logging, configure_threads, get_logger, shared_data_dir
 
 USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
 
@@ -53,7 +52,7 @@ class RuntimeArgs:
             missing = ("triton" if torch.cuda.is_available() and importlib.util.find_spec("triton") is None else
                        None if shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") else "a C++ compiler")
             if missing:
-                logging.getLogger(__name__).warning(f"--compile: {missing} is not installed; running eagerly.")
+                get_logger(__name__).warning(f"--compile: {missing} is not installed; running eagerly.")
             else:
                 os.environ["ACCELERATE_DYNAMO_BACKEND"] = "INDUCTOR"
 

@@ -74,8 +74,30 @@ class _Stream(logging.StreamHandler):
         pass
 
 
+class _MainProcessLogger(logging.LoggerAdapter):
+    """Accelerate's `get_logger` without its need for an initialised state: once Accelerate's state exists, records
+    are emitted by the main process only (not once per process under `accelerate launch`); before, as usual."""
+
+    def log(self, level, msg, *args, **kwargs):
+        if _main_process():
+            self.logger.log(level, msg, *args, **kwargs)
+
+
+def _main_process() -> bool:
+    """True on Accelerate's main process, and wherever Accelerate's state was never initialised."""
+    from accelerate.state import PartialState
+
+    return not PartialState._shared_state or PartialState().is_main_process
+
+
+def get_logger(name: str) -> logging.LoggerAdapter:
+    """The library's one way to log: `logger = get_logger(__name__)` (a child of the `hf_vdd` logger that
+    `configure_logging` sets up), main process only under Accelerate."""
+    return _MainProcessLogger(logging.getLogger(name), {})
+
+
 def configure_logging(level: str | int | None = None) -> None:
-    """Recipes: hf_vdd's log records (`accelerate.logging.get_logger(__name__)` in the library) go to stdout (info)
+    """Recipes: hf_vdd's log records (`get_logger(__name__)` in the library) go to stdout (info)
     and stderr (warnings and errors), at `level` (default `$HF_VDD_LOG_LEVEL`, else INFO)."""
     logger = logging.getLogger("hf_vdd")
     logger.setLevel(level or os.environ.get("HF_VDD_LOG_LEVEL", "INFO"))

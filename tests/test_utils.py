@@ -160,3 +160,18 @@ def test_recovery_removes_only_its_own_leftovers(tmp_path):
         (p / "f").write_text("x")
     assert sorted(recover_interrupted(target)) == sorted(ours)
     assert all(p.is_dir() for p in users) and not any(p.exists() for p in ours)
+
+
+def test_library_logs_on_the_main_process_only(monkeypatch, capsys):
+    import hf_vdd.utils as U
+
+    U.configure_logging("INFO")
+    log = U.get_logger("hf_vdd.test")
+    assert U._main_process()  # this process: no Accelerate state, or its main process
+    log.info("from the main process")
+    log.warning("a warning")
+    monkeypatch.setattr(U, "_main_process", lambda: False)  # another rank under `accelerate launch`
+    log.warning("from rank 1")
+    out, err = capsys.readouterr()
+    assert "from the main process" in out and "a warning" in err and "rank 1" not in out + err
+

@@ -16,7 +16,6 @@ resizes only its own frames, so memory stays constant unless `cache_size` or `pr
 from __future__ import annotations
 
 import copy
-import logging
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 from datasets import ClassLabel, Dataset, Video
 from torch.utils.data import DataLoader
 
-from ..utils import progress
+from ..utils import get_logger, progress
 from .decoding import (
     CorruptVideoError,
     decode_frames,
@@ -47,7 +46,7 @@ from .sources import (  # noqa: F401 - re-exported: hf_vdd.data.loading.load_sou
     source_name,
 )
 
-logger = logging.getLogger("hf_vdd")
+logger = get_logger(__name__)
 
 
 class VideoClassificationSet(torch.utils.data.Dataset):

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import csv
 import functools
-import logging
 import os
 import re
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Video, load_dataset
 
-from ..utils import shared_data_dir
+from ..utils import get_logger, shared_data_dir
 from .toy_actions import toy_actions
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
-logger = logging.getLogger("hf_vdd")
+logger = get_logger(__name__)
 BUILTIN_SOURCES = ("toy-actions", "ucf12", "real_clips")
 
 

@@ -21,16 +21,15 @@ sample needs (`VideoClassificationSet.clip`) and hold no preload.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..utils import derived_generator, release_memory
+from ..utils import derived_generator, get_logger, release_memory
 
-logger = logging.getLogger("hf_vdd")
+logger = get_logger(__name__)
 
 
 def sample_class_batch(train_set, by_class: dict[int, np.ndarray], c: int, n: int,

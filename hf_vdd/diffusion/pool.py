@@ -19,7 +19,6 @@ per-class embedding fed through `prompt_embeds` (diffusers' Latte is text-condit
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,9 +29,9 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
-from ..utils import progress, runtime
+from ..utils import get_logger, progress, runtime
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 DEFAULT_PROMPT_TEMPLATE = "a video of {}"
 # The paper (Video Dataset Condensation with Diffusion Models) states no guidance scale; 7.5 is the default of

@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from accelerate.logging import get_logger
 
-from ..utils import atomic_folder
+from ..utils import atomic_folder, get_logger
 from .latte_train import LatteFinetuneConfig, finetune_latte
 from .pool import (
     DEFAULT_GUIDANCE_SCALE,

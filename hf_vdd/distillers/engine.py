@@ -26,7 +26,6 @@ one `ClassStates` object registered with `register_for_checkpointing` on a dedic
 
 from __future__ import annotations
 
-import logging
 import resource
 import time
 from collections.abc import Callable
@@ -36,10 +35,10 @@ from accelerate.utils import recursively_apply, send_to_device
 
 from ..checkpoints import Checkpointer
 from ..data.streaming import PrefetchingClassSampler
-from ..utils import progress, runtime
+from ..utils import get_logger, progress, runtime
 from .matching import fresh_embedder, gather_classes, process_classes
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class ClassParallelEngine:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-logger = logging.getLogger(__name__)
+from ..utils import get_logger
+
+logger = get_logger(__name__)
 
 
 def tiny_videomae_config(num_classes: int, num_frames: int, frame_size: int, **overrides) -> VideoMAEConfig:
