@@ -121,9 +121,9 @@ class DAViDConfig(DMConfig):
         if self.policy in ("per_class", "shared"):
             raise HfVddError(f"policy={self.policy!r} is now scope={self.policy!r}; `policy` chooses the search "
                              "('qlearning' or 'grid').")
-        if self.policy not in ("qlearning", "grid") or self.final_action not in ("state", "pooled"):
-            raise HfVddError(f"policy must be 'qlearning' or 'grid' and final_action 'state' or 'pooled', got "
-                             f"{self.policy!r} and {self.final_action!r}.")
+        for name, allowed in (("policy", ("qlearning", "grid")), ("final_action", ("state", "pooled"))):
+            if getattr(self, name) not in allowed:
+                raise HfVddError(f"{name} must be {allowed[0]!r} or {allowed[1]!r}, got {getattr(self, name)!r}.")
         super().__post_init__()
         if not self.resolutions or min(self.resolutions) < 1:
             raise HfVddError(f"resolutions must be positive integers, got {self.resolutions}.")

@@ -71,7 +71,7 @@ def test_best_action_reads_visited_cells():
     q, visits = torch.tensor([[0.0, 0.04], [0.012, 0.0]]), torch.tensor([[0, 1], [1, 0]])
     assert DAViDDistiller.best_action(q, visits, 1) == 0  # the paper's argmax_a Q(S_T, a): the one visited action
     assert DAViDDistiller.best_action(q, visits, 1, pooled=True) == 1
-    with pytest.raises(ValueError, match="final_action 'state' or 'pooled'"):
+    with pytest.raises(ValueError, match="final_action must be 'state' or 'pooled', got 'best'"):
         DAViDConfig(final_action="best")
 
 

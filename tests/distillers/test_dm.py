@@ -1,8 +1,5 @@
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,7 +7,7 @@ import torch
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DMConfig, DMDistiller
 from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
-from tests.helpers import REPO, run_one_and_two_processes
+from tests.helpers import run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -128,7 +125,7 @@ def test_helpers():
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_equal_one(tmp_path, run_recipe):
     """Also: the 2-process run's `accelerator.save_state` checkpoint (the classes of both processes gathered, one
     random-state file per process) resumes in one process to the same set."""
     common = ["recipes/dm.py", "--ipc", "1", "--iterations", "3", "--embed_widths", "8", "16", "16",
@@ -139,9 +136,8 @@ def test_two_processes_equal_one(tmp_path):
     one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
     assert {p.name for p in (tmp_path / "ck" / "checkpoint-2").iterdir()} == {
         "custom_checkpoint_0.pkl", "random_states_0.pkl", "random_states_1.pkl", "hf_vdd_run.json"}
-    subprocess.run([sys.executable, *common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir",
-                    str(tmp_path / "ck"), "--resume_from_checkpoint", "latest"], cwd=REPO, check=True, timeout=600,
-                   capture_output=True, env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    run_recipe(*common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ck"),
+               "--resume_from_checkpoint", "latest")
     assert torch.allclose(torch.stack(load_distilled(tmp_path / "resumed").videos), torch.stack(two.videos),
                           atol=1e-2)
     assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
