@@ -38,6 +38,16 @@ TWO_CPU_PROCESSES = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_p
                      "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
+def free_port() -> str:
+    """A TCP port nothing listens on now, for one 2-process launch's rendezvous (a fixed 29500 can still be held by
+    the previous launch's socket)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def run_one_and_two_processes(args: list[str], one_out: list[str], two_out: list[str]) -> None:
     """Run a recipe with `python` and with the 2-process CPU `accelerate launch` command (gloo)."""
     import os
@@ -45,9 +55,12 @@ def run_one_and_two_processes(args: list[str], one_out: list[str], two_out: list
     import sys
 
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    for prefix, extra in (([], one_out), (TWO_CPU_PROCESSES, two_out)):
-        subprocess.run([sys.executable, *prefix, *args, *extra], cwd=REPO, env=env, check=True, timeout=600,
-                       capture_output=True)
+    two = [*TWO_CPU_PROCESSES, "--main_process_port", free_port()]
+    for prefix, extra in (([], one_out), (two, two_out)):
+        res = subprocess.run([sys.executable, *prefix, *args, *extra], cwd=REPO, env=env, timeout=600,
+                             capture_output=True, text=True)
+        if res.returncode:  # the child's own message, not only its exit status
+            raise AssertionError(f"{' '.join(prefix[1:3] + args[:1])} exited {res.returncode}:\n{res.stderr[-4000:]}")
 
 
 class RecipeResult:

@@ -10,7 +10,7 @@ import torch
 from hf_vdd import TrainConfig, evaluate_distilled, load_video_dataset
 from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.training import classification_metrics
-from tests.helpers import REPO, TWO_CPU_PROCESSES
+from tests.helpers import REPO, TWO_CPU_PROCESSES, free_port
 
 QUICK = dict(steps=60, batch_size=16, show_progress=False)
 
@@ -89,7 +89,7 @@ def test_two_processes_match_one(tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run(_evaluate_cmd([sys.executable], one), cwd=REPO, env=env, check=True, timeout=600)
-    launch = [sys.executable, *TWO_CPU_PROCESSES]
+    launch = [sys.executable, *TWO_CPU_PROCESSES, "--main_process_port", free_port()]
     subprocess.run(_evaluate_cmd(launch, two), cwd=REPO, env=env, check=True, timeout=600)
     r1, r2 = json.loads(one.read_text()), json.loads(two.read_text())
     assert r2["config"]["num_processes"] == 2 and r1["config"]["num_processes"] == 1
