@@ -28,39 +28,39 @@ RUN_FILE = "hf_vdd_run.json"  # written last into every checkpoint: the run it b
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
-def list_checkpoints(folder, marker: str = RUN_FILE) -> list[Path]:
-    """`folder/checkpoint-<N>/` folders hf_vdd wrote (they hold `marker`), oldest first."""
+def list_checkpoints(folder) -> list[Path]:
+    """`folder/checkpoint-<N>/` folders hf_vdd wrote (they hold `hf_vdd_run.json`), oldest first."""
     folder = Path(folder or ".")
-    found = [p for p in folder.glob("checkpoint-*") if CHECKPOINT_RE.match(p.name) and (p / marker).is_file()]
+    found = [p for p in folder.glob("checkpoint-*") if CHECKPOINT_RE.match(p.name) and (p / RUN_FILE).is_file()]
     return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
 
 
-def prune_checkpoints(folder, total_limit: int | None, marker: str = RUN_FILE) -> None:
+def prune_checkpoints(folder, total_limit: int | None) -> None:
     """Remove all but the newest `total_limit` checkpoints hf_vdd wrote in `folder` (`None`/0: keep all)."""
     if total_limit:
-        for old in list_checkpoints(folder, marker)[:-total_limit]:
+        for old in list_checkpoints(folder)[:-total_limit]:
             shutil.rmtree(old)
 
 
-def find_checkpoint(path: str, folder: str | None, marker: str = RUN_FILE) -> Path:
+def find_checkpoint(path: str, folder: str | None) -> Path:
     """The checkpoint folder `path` names; `latest` is the newest in `folder`."""
     if path == "latest":
-        ckpts = list_checkpoints(folder, marker)
+        ckpts = list_checkpoints(folder)
         if not ckpts:
             raise FileNotFoundError(f"No checkpoint-<N> folder in {folder}; nothing to resume from. Drop "
                                     f"--resume_from_checkpoint to start a new run.")
         return ckpts[-1]
-    if (Path(path) / "state.pt").is_file() and not (Path(path) / marker).is_file():
+    if (Path(path) / "state.pt").is_file() and not (Path(path) / RUN_FILE).is_file():
         raise HfVddError(f"{path} is a checkpoint of an older hf_vdd (torch.save'd state.pt, before checkpoints "
                          f"moved to accelerator.save_state); it cannot be resumed. Drop --resume_from_checkpoint.")
-    if not (Path(path) / marker).is_file():
-        raise FileNotFoundError(f"{Path(path) / marker} not found; pass a checkpoint-<N> folder or `latest`.")
+    if not (Path(path) / RUN_FILE).is_file():
+        raise FileNotFoundError(f"{Path(path) / RUN_FILE} not found; pass a checkpoint-<N> folder or `latest`.")
     return Path(path)
 
 
-def verify_checkpoint(path: Path, run: dict, meta_name: str = RUN_FILE) -> None:
+def verify_checkpoint(path: Path, run: dict) -> None:
     """Raise `HfVddError` listing what differs between the run that wrote checkpoint `path` and `run`."""
-    meta_file = path / meta_name
+    meta_file = path / RUN_FILE
     saved = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     if "data" not in saved:
         raise HfVddError(f"Checkpoint {path} was written without its run's settings (an older hf_vdd), so it cannot "
@@ -78,6 +78,13 @@ def verify_checkpoint(path: Path, run: dict, meta_name: str = RUN_FILE) -> None:
         raise HfVddError(f"Checkpoint {path} belongs to another run; these settings differ (checkpoint -> now): "
                          f"{'; '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. Resume with the checkpoint's "
                          f"settings, or drop --resume_from_checkpoint (or use another --checkpoint_dir) to restart.")
+
+
+def resolve_checkpoint(path: str, folder: str | None, run: dict) -> Path:
+    """The checkpoint `path` names (`latest`: the newest hf_vdd wrote in `folder`), checked to belong to `run`."""
+    ckpt = find_checkpoint(path, folder)
+    verify_checkpoint(ckpt, run)
+    return ckpt
 
 
 def save_state(accelerator, folder, index: int, run: dict, total_limit: int | None = None) -> Path:
@@ -139,7 +146,5 @@ class Checkpointer:
 
     def load(self, path: str, folder: str | None, run: dict) -> dict:
         """The state of the checkpoint `path` names (`latest`: the newest in `folder`), checked to belong to `run`."""
-        ckpt = find_checkpoint(path, folder)
-        verify_checkpoint(ckpt, run)
-        self.accelerator.load_state(str(ckpt))
+        self.accelerator.load_state(str(resolve_checkpoint(path, folder, run)))
         return self.states.state_dict()

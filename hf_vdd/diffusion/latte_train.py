@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..checkpoints import RUN_FILE, find_checkpoint, save_state, verify_checkpoint
+from ..checkpoints import resolve_checkpoint, save_state
 from ..utils import atomic_folder, progress
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
 
@@ -105,14 +105,12 @@ def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
             "config": {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}}
 
 
-def _checkpoint_dir(output_dir: Path, config: LatteFinetuneConfig, train_set) -> Path | None:
-    """The checkpoint to resume from, checked to belong to this run (`HfVddError` listing the differences)."""
+def _checkpoint_dir(ckpt_root: Path, config: LatteFinetuneConfig, train_set) -> Path | None:
+    """The checkpoint in `ckpt_root` to resume from, checked to belong to this run (`HfVddError` listing the
+    differences)."""
     if config.resume_from_checkpoint is None:
         return None
-    found = find_checkpoint(config.resume_from_checkpoint, output_dir.parent / f"{output_dir.name}.checkpoints",
-                            marker=RUN_FILE)
-    verify_checkpoint(found, latte_run(config, train_set), meta_name=RUN_FILE)
-    return found
+    return resolve_checkpoint(config.resume_from_checkpoint, ckpt_root, latte_run(config, train_set))
 
 
 def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str | os.PathLike | None = None,
@@ -133,7 +131,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     set_seed(config.seed)
     output_dir = Path(output_dir) if output_dir else None
     ckpt_root = output_dir.parent / f"{output_dir.name}.checkpoints" if output_dir else None
-    resume = _checkpoint_dir(output_dir, config, train_set) if output_dir else None
+    resume = _checkpoint_dir(ckpt_root, config, train_set) if output_dir else None
     bs = max(accelerator.num_processes, config.batch_size - config.batch_size % accelerator.num_processes)
     loader = DataLoader(train_set.with_options(train=True), batch_size=bs, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(config.seed))

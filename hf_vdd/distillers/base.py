@@ -170,9 +170,9 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
         self.check_ipc(train_set)
         resume = getattr(self.config, "resume_from_checkpoint", None)
         if resume:
-            from ..checkpoints import find_checkpoint, verify_checkpoint
+            from ..checkpoints import resolve_checkpoint
 
-            verify_checkpoint(find_checkpoint(resume, self.config.checkpoint_dir), self.run_fingerprint(train_set))
+            resolve_checkpoint(resume, self.config.checkpoint_dir, self.run_fingerprint(train_set))
 
     def check_ipc(self, train_set) -> None:
         counts = np.bincount(train_set.labels, minlength=train_set.num_classes)
