@@ -1,5 +1,7 @@
 """Benchmark of the diffusion + selection methods on one pool: Random, MAE-Score, CSTA, DM-MMD, TAC-DT, VST-UNet at
-several VPC, plus the full synthetic pool and the full real train split as upper bounds.
+several VPC, plus the full synthetic pool, as many real clips per class as the pool holds (the pool's real
+counterpart) and the full real train split; and the pool's recognisability: a student trained on the real train split
+labels the generated videos (top-1 overall and per class, in `--output_json`).
 
     python recipes/diffusion_benchmark.py --vpcs 1 5 10 --selection_runs 5 --runs 1 --steps 100 --full_steps 200 \
         --output_json outputs/diffusion-benchmark.json
@@ -18,6 +20,7 @@ from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.diffusion import fit_videos
+from hf_vdd.diffusion.quality import pool_recognisability, real_like_pool
 from hf_vdd.diffusion.select import (
     NEEDS_ENCODER,
     DiffusionSelectArgs,
@@ -27,7 +30,8 @@ from hf_vdd.diffusion.select import (
     evaluate_selections,
     select_runs,
 )
-from hf_vdd.training import make_accelerator
+from hf_vdd.models import build_student
+from hf_vdd.training import make_accelerator, train_student
 
 
 @dataclass
@@ -72,14 +76,25 @@ def main():
     n_c = int(min(pool.indices_per_class()[c].size for c in range(pool.num_classes)))
     full_config = TrainConfig(runs=bench.runs, steps=bench.full_steps, seed=sel.seed, show_progress=False)
     whole = fit_videos(pool.videos, train.num_frames, train.frame_size).float() / 255.0
-    record("full synthetic pool", n_c, evaluate_distilled(TensorVideoSet(whole, pool.labels), test, full_config,
-                                                          accelerator), 1, 0.0, bench.full_steps)
+    whole_pool = evaluate_distilled(TensorVideoSet(whole, pool.labels), test, full_config, accelerator)
+    record("full synthetic pool", n_c, whole_pool, 1, 0.0, bench.full_steps)
+    real_like = evaluate_distilled(real_like_pool(train, n_c, sel.seed), test, full_config, accelerator)
+    record("real, as many clips as the pool", n_c, real_like, 1, 0.0, bench.full_steps)
     record("full real", "all", evaluate_distilled(train, test, full_config, accelerator), 1, 0.0, bench.full_steps)
+    # which classes the generator has learnt: a student of the real train split labels the pool
+    judge = build_student("convnet3d", train.num_classes, train.num_frames, train.frame_size)
+    judge = train_student(judge, train, full_config, sel.seed, accelerator)
+    results["recognisability"] = pool_recognisability(pool, judge, train.num_frames, train.frame_size,
+                                                      full_config, accelerator)
+    results["pool_to_real_ratio"] = whole_pool.top1["mean"] / max(real_like.top1["mean"], 1e-9)
     if accelerator.is_main_process:
         print(f"\n{data.dataset}, pool {pool.path} (N_c = {n_c}), ConvNet3D, {sel.selection_runs} selections x "
               f"{bench.runs} student(s), {bench.steps} / {bench.full_steps} steps\n\n"
               f"| method | VPC | selections | students | top-1 | F1 | selection s |\n|---|---|---|---|---|---|---|")
         print("\n".join(rows))
+        rec = results["recognisability"]
+        print(f"\nwhole pool / as many real clips: {results['pool_to_real_ratio']:.2f}; a real-data student labels "
+              f"the pool {rec['top1']:.1f} % right (chance {rec['chance']:.1f}): {rec['per_class']}")
         dump_json(results, bench.output_json)
 
 

@@ -124,3 +124,18 @@ def test_pool_at_its_own_shape_is_resized_for_the_student(models, tmp_path, run)
     assert meta["config"]["pool_frame_size"] == 16 and meta["frame_size"] == 32
     assert meta["stats"]["selection_runs"] == 1
     assert "1 selection(s)" in res.stdout
+
+
+def test_diffusion_benchmark_reports_the_pools_real_counterpart_and_recognisability(models, tmp_path, run):
+    out = tmp_path / "bench.json"
+    res = run("recipes/diffusion_benchmark.py", "--generator", str(models / "latte"), "--methods", "random",
+              "--vpcs", "1", "--selection_runs", "1", "--steps", "2", "--full_steps", "2", *TINY[:-2],
+              "--pool_dir", str(tmp_path / "pool"), "--output_json", str(out))
+    facts = json.loads(out.read_text())
+    names = [e["method"] for e in facts["entries"]]
+    assert names == ["random", "full synthetic pool", "real, as many clips as the pool", "full real"]
+    real_like = facts["entries"][2]
+    assert real_like["vpc"] == 4  # the pool's N_c
+    rec = facts["recognisability"]
+    assert set(rec["per_class"]) == set(NAMES) and rec["chance"] == 10.0 and 0.0 <= rec["top1"] <= 100.0
+    assert facts["pool_to_real_ratio"] >= 0.0 and "whole pool / as many real clips" in res.stdout

@@ -1,0 +1,54 @@
+"""Pool quality: the real counterpart of a pool (same clips per class) and a real-data classifier's view of it."""
+
+import numpy as np
+import pytest
+import torch
+
+from hf_vdd.data import load_video_dataset
+from hf_vdd.diffusion.pool import VideoPool
+from hf_vdd.diffusion.quality import pool_recognisability, real_like_pool
+
+
+@pytest.fixture(scope="module")
+def real(tiny_toy):
+    return load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32)
+
+
+def test_real_like_pool_takes_as_many_clips_per_class(real):
+    sub = real_like_pool(real, 3, seed=0)
+    counts = {c: len(idx) for c, idx in sub.indices_per_class().items()}
+    assert counts == {c: 3 for c in range(real.num_classes)}
+    rows = sub.row_indices
+    assert len(set(rows.tolist())) == len(rows)
+    assert np.array_equal(real_like_pool(real, 3, seed=0).row_indices, rows)  # seeded
+    assert not np.array_equal(real_like_pool(real, 3, seed=5).row_indices, rows)
+    assert len(real_like_pool(real, 100, seed=0)) == len(real)  # a class with fewer clips gives all of them
+    with pytest.raises(ValueError, match="per_class must be >= 1"):
+        real_like_pool(real, 0)
+
+
+class _SaysFirstClass(torch.nn.Module):
+    """A 'classifier' that always answers class 0, and records the shape it was given."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes, self.shapes = num_classes, []
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[1:]))
+        logits = torch.zeros(len(x), self.num_classes)
+        logits[:, 0] = 1.0
+        return logits + self.w
+
+
+def test_pool_recognisability_scores_per_class_at_the_classifiers_shape():
+    names = ["square", "disc", "slide-right"]
+    labels = np.repeat(np.arange(3), [2, 3, 5])
+    pool = VideoPool(videos=torch.zeros(10, 4, 3, 16, 16, dtype=torch.uint8), labels=labels, class_names=names,
+                     seeds=np.zeros(10, int), prompts=[""] * 10, manifest={}, path="memory")
+    judge = _SaysFirstClass(3)
+    rec = pool_recognisability(pool, judge, num_frames=8, frame_size=32)
+    assert rec["per_class"] == {"square": 100.0, "disc": 0.0, "slide-right": 0.0}
+    assert rec["top1"] == 20.0 and rec["chance"] == pytest.approx(33.3)
+    assert set(judge.shapes) == {(8, 3, 32, 32)}  # resized in time and space to the classifier's input
