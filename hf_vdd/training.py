@@ -310,7 +310,8 @@ def _align_classes(train_data, test_names: list[str]):
 
 
 def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: TrainConfig | None = None,
-                       accelerator: Accelerator | None = None, extra_config: dict | None = None) -> EvalReport:
+                       accelerator: Accelerator | None = None, extra_config: dict | None = None,
+                       on_model=None) -> EvalReport:
     """Train `config.runs` students on `train_data` and test each on `test_set` (deterministic clips).
 
     Args:
@@ -318,6 +319,8 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
             train split: the upper bound). Pixel-space videos. Its class names must be the test split's (in
             another order they are mapped by name); otherwise `HfVddError` before any training.
         test_set: the real test split (`train=False`); its `num_frames`/`frame_size` define the student input.
+        on_model: optional `on_model(run, student)`, called after each run with its trained student, to keep one
+            for another use (for example as a judge) instead of training it again.
     """
     config = config or TrainConfig()
     accelerator = make_accelerator(accelerator)
@@ -344,6 +347,8 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
         seconds += time.perf_counter() - start
         probs, labels = predict(model, test_tensors, config, accelerator)
         runs.append(classification_metrics(probs, labels, test_set.num_classes) | {"seed": seed})
+        if on_model is not None:
+            on_model(r, model)
     cfg = asdict(config) | {"num_frames": test_set.num_frames, "frame_size": test_set.frame_size,
                             "test_set": test_set.name, "num_processes": accelerator.num_processes}
     return summarize_runs(runs, seconds, cfg | (extra_config or {}))

@@ -9,7 +9,7 @@ import torch
 
 from hf_vdd import TrainConfig, evaluate_distilled, load_video_dataset
 from hf_vdd.data.distilled import TensorVideoSet
-from hf_vdd.training import classification_metrics
+from hf_vdd.training import classification_metrics, predict
 from tests.helpers import REPO, TWO_CPU_PROCESSES, free_port
 
 QUICK = dict(steps=60, batch_size=16, show_progress=False)
@@ -30,10 +30,18 @@ def test_metrics_known_values():
 
 def test_full_data_above_chance_and_report_keys(splits):
     train, test = splits
-    rep = evaluate_distilled(train, test, TrainConfig(runs=2, **QUICK)).to_dict()
+    kept = []
+    rep = evaluate_distilled(train, test, TrainConfig(runs=2, **QUICK),
+                             on_model=lambda run, model: kept.append((run, model))).to_dict()
     assert set(rep) == {"top1", "top5", "auc", "f1", "per_class", "runs", "train_seconds", "config"}
     assert rep["top1"]["mean"] > 40  # 4 classes: chance is 25 %
     assert len(rep["per_class"]) == 4 and len(rep["runs"]) == 2 and rep["train_seconds"] > 0
+    # `on_model` hands over each run's trained student: it scores the test split as that run did
+    assert [run for run, _ in kept] == [0, 1] and kept[0][1] is not kept[1][1]
+    clips = TensorVideoSet(test.stack(range(len(test))), torch.as_tensor(test.labels))
+    for run, model in kept:
+        probs, labels = predict(model, clips, TrainConfig(**QUICK))
+        assert classification_metrics(probs, labels, 4)["top1"] == rep["runs"][run]["top1"]
 
 
 def test_same_seed_same_numbers(splits):

@@ -27,12 +27,17 @@ def real_like_pool(train_set, per_class: int, seed: int = 0):
 
 
 def pool_recognisability(pool, classifier: torch.nn.Module, num_frames: int, frame_size: int, config=None,
-                         accelerator=None) -> dict:
+                         accelerator=None, videos: torch.Tensor | None = None) -> dict:
     """Top-1 of `classifier` (trained on real clips at `num_frames` x `frame_size`) on `pool`'s videos, overall and
-    per class name; chance is `1 / pool.num_classes`."""
+    per class name; chance is `1 / pool.num_classes`. `videos`: the pool already fitted to that shape, float in
+    [0, 1] (as `fit_videos(pool.videos, T, S) / 255`), to skip fitting it again."""
     from ..training import TrainConfig, predict
 
-    videos = fit_videos(pool.videos, num_frames, frame_size).float() / 255.0
+    if videos is None:
+        videos = fit_videos(pool.videos, num_frames, frame_size).float() / 255.0
+    elif tuple(videos.shape) != (len(pool), num_frames, pool.videos.shape[2], frame_size, frame_size):
+        raise ValueError(f"videos has shape {tuple(videos.shape)}, expected the pool's {len(pool)} videos at "
+                         f"{num_frames} x {frame_size} x {frame_size}.")
     probs, labels = predict(classifier, TensorVideoSet(videos, torch.as_tensor(pool.labels)), config or TrainConfig(),
                             accelerator)
     right = probs.argmax(1) == labels

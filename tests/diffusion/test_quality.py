@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_vdd.data import load_video_dataset
-from hf_vdd.diffusion.pool import VideoPool
+from hf_vdd.diffusion.pool import VideoPool, fit_videos
 from hf_vdd.diffusion.quality import pool_recognisability, real_like_pool
 
 
@@ -52,3 +52,14 @@ def test_pool_recognisability_scores_per_class_at_the_classifiers_shape():
     assert rec["per_class"] == {"square": 100.0, "disc": 0.0, "slide-right": 0.0}
     assert rec["top1"] == 20.0 and rec["chance"] == pytest.approx(33.3)
     assert set(judge.shapes) == {(8, 3, 32, 32)}  # resized in time and space to the classifier's input
+
+
+def test_pool_recognisability_takes_the_pool_already_fitted():
+    labels = np.repeat(np.arange(2), 3)
+    pool = VideoPool(videos=torch.randint(0, 255, (6, 4, 3, 16, 16), dtype=torch.uint8), labels=labels,
+                     class_names=["a", "b"], seeds=np.zeros(6, int), prompts=[""] * 6, manifest={}, path="memory")
+    judge = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 3 * 32 * 32, 2))
+    fitted = fit_videos(pool.videos, 8, 32).float() / 255.0
+    assert pool_recognisability(pool, judge, 8, 32, videos=fitted) == pool_recognisability(pool, judge, 8, 32)
+    with pytest.raises(ValueError, match="expected the pool's 6 videos at 8 x 32 x 32"):
+        pool_recognisability(pool, judge, 8, 32, videos=fitted[:, :4])
