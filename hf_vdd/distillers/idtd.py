@@ -15,7 +15,9 @@ apart and it cannot diverge (a negated distance would be unbounded below).
 Choices the paper leaves open (README "IDTD choices"): Diverse Segments have at least `min_segment_frames` (2)
 frames, so K drops to T // 2 at T < 2K (the papers' T = 16, K = 8 is unchanged); `init="real"` starts each pool
 from a real clip and the selectors as segment pickers, `init="random"` is Sec. 4.2's random pool and selectors;
-the fusor starts as the identity; the temporal augmentation keeps >= `sta_min_fraction` (0.5) of the clip.
+the fusor starts as the identity; the temporal augmentation keeps >= `sta_min_fraction` (0.5) of the clip;
+`L_M(D, T)` matches the segments against one random real window per iteration (`segment_window="aligned"`: each
+segment against the window at its own position).
 
 Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled and stitched, no optimisation),
 `B` (temporal densification only: learnable segments initialised from K real clips + fusor, no pool/selectors),
@@ -71,6 +73,12 @@ class IDTDConfig(MatchingConfig):
     fusor_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the augmented fused video."})
     ablation: str = field(default="full", metadata={"choices": ABLATIONS, "help": "Tab. 3: full | A | B | C."})
     sta_min_fraction: float = field(default=0.5, metadata={"help": "Shortest interval kept by temporal augmentation."})
+    segment_window: str = field(default="random", metadata={
+        "choices": ("random", "aligned"),
+        "help": "Which real frames L_M(D, T) matches the Diverse Segments against (the paper does not say): "
+                "`random`: every segment against one window of L frames at a random start per iteration; "
+                "`aligned`: segment k against the real window at its own position in the clip (frames k*L to "
+                "(k+1)*L), so that the stitched segments keep the class's temporal order."})
 
 
 class IDTDGenerator(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "idtd"]):
@@ -190,6 +198,8 @@ class IDTDDistiller(Distiller):
             raise ValueError(f"ablation must be one of {ABLATIONS}, got '{self.config.ablation}'.")
         if self.config.init not in ("real", "random"):
             raise ValueError(f"init must be 'real' or 'random', got '{self.config.init}'.")
+        if self.config.segment_window not in ("random", "aligned"):
+            raise ValueError(f"segment_window must be 'random' or 'aligned', got '{self.config.segment_window}'.")
         if self.config.num_selectors < 1 or self.config.min_segment_frames < 1:
             raise ValueError(f"num_selectors and min_segment_frames must be >= 1, got {self.config.num_selectors} "
                              f"and {self.config.min_segment_frames}.")
@@ -232,11 +242,19 @@ class IDTDDistiller(Distiller):
         if cfg.selector_matching or cfg.diversity:
             seg_emb = emb(seg_pixels)
             if cfg.selector_matching:  # L_M(D, T): segments against real windows of the same length
-                start = int(torch.randint(0, real.shape[1] - seg + 1, (1,), generator=g))
-                with torch.inference_mode():
-                    real_win = emb(real[:, start:start + seg]).mean(0)
-                real_win = real_win.clone()
-                parts["match_segments"] = ((real_win - seg_emb.mean(0)) ** 2).sum()
+                start = int(torch.randint(0, real.shape[1] - seg + 1, (1,), generator=g))  # drawn in both modes
+                if cfg.segment_window == "aligned":  # segment j against the real window at its own position
+                    starts = [min(j * seg, real.shape[1] - seg) for j in range(k)]
+                    with torch.inference_mode():
+                        real_win = torch.stack([emb(real[:, s:s + seg]).mean(0) for s in starts])  # (K, D)
+                    real_win = real_win.clone()
+                    seg_mean = seg_emb.view(m, k, -1).mean(0)
+                    parts["match_segments"] = ((real_win - seg_mean) ** 2).sum(1).mean()
+                else:
+                    with torch.inference_mode():
+                        real_win = emb(real[:, start:start + seg]).mean(0)
+                    real_win = real_win.clone()
+                    parts["match_segments"] = ((real_win - seg_emb.mean(0)) ** 2).sum()
                 total = total + parts["match_segments"]
             if cfg.diversity and k > 1:
                 parts["diversity"] = diversity_loss(seg_emb.view(m, k, -1))
