@@ -243,18 +243,13 @@ class IDTDDistiller(Distiller):
             seg_emb = emb(seg_pixels)
             if cfg.selector_matching:  # L_M(D, T): segments against real windows of the same length
                 start = int(torch.randint(0, real.shape[1] - seg + 1, (1,), generator=g))  # drawn in both modes
-                if cfg.segment_window == "aligned":  # segment j against the real window at its own position
-                    starts = [min(j * seg, real.shape[1] - seg) for j in range(k)]
-                    with torch.inference_mode():
-                        real_win = torch.stack([emb(real[:, s:s + seg]).mean(0) for s in starts])  # (K, D)
-                    real_win = real_win.clone()
-                    seg_mean = seg_emb.view(m, k, -1).mean(0)
-                    parts["match_segments"] = ((real_win - seg_mean) ** 2).sum(1).mean()
-                else:
-                    with torch.inference_mode():
-                        real_win = emb(real[:, start:start + seg]).mean(0)
-                    real_win = real_win.clone()
-                    parts["match_segments"] = ((real_win - seg_emb.mean(0)) ** 2).sum()
+                aligned = cfg.segment_window == "aligned"  # segment j against the real window at its own position
+                starts = [min(j * seg, real.shape[1] - seg) for j in range(k)] if aligned else [start]
+                with torch.inference_mode():
+                    real_win = torch.stack([emb(real[:, s:s + seg]).mean(0) for s in starts])  # (windows, D)
+                real_win = real_win.clone()
+                seg_mean = seg_emb.view(m, k, -1).mean(0) if aligned else seg_emb.mean(0, keepdim=True)
+                parts["match_segments"] = ((real_win - seg_mean) ** 2).sum(1).mean()
                 total = total + parts["match_segments"]
             if cfg.diversity and k > 1:
                 parts["diversity"] = diversity_loss(seg_emb.view(m, k, -1))
