@@ -77,20 +77,27 @@ def save_frames_grid(videos, labels, class_names, path: str | os.PathLike, max_c
     if not classes:
         raise ValueError("No video to draw.")
     cols = min(max_frames, max(int(videos[int(np.flatnonzero(labels == c)[0])].shape[0]) for c in classes))
-    fig, axes = plt.subplots(len(classes), cols, figsize=(1.1 * cols, 1.15 * len(classes)), squeeze=False)
-    for row, c in enumerate(classes):
+    # one image of tiles (1-pixel white gaps) drawn by one imshow: an axes per frame made a 10-class grid take ~3 s
+    tiles = []
+    for c in classes:
         v = videos[int(np.flatnonzero(labels == c)[0])]
         v = v.float() / 255.0 if v.dtype == torch.uint8 else v.float()
-        idx = np.linspace(0, v.shape[0] - 1, cols).round().astype(int)
+        tiles.append(v[np.linspace(0, v.shape[0] - 1, cols).round().astype(int)].clamp(0, 1).permute(0, 2, 3, 1))
+    h, w = max(t.shape[1] for t in tiles), max(t.shape[2] for t in tiles)
+    grid = np.ones((len(classes) * (h + 1) - 1, cols * (w + 1) - 1, 3), np.float32)
+    for row, t in enumerate(tiles):
         for col in range(cols):
-            ax = axes[row, col]
-            ax.imshow(v[idx[col]].clamp(0, 1).permute(1, 2, 0).numpy())
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(class_names[c][:14], fontsize=7)
+            grid[row * (h + 1):row * (h + 1) + t.shape[1], col * (w + 1):col * (w + 1) + t.shape[2]] = t[col].numpy()
+    fig, ax = plt.subplots(figsize=(1.1 * cols, 1.15 * len(classes)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([row * (h + 1) + h / 2 for row in range(len(classes))],
+                  [class_names[c][:14] for c in classes], fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

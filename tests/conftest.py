@@ -16,7 +16,7 @@ from torch.utils._pytree import tree_leaves  # noqa: E402
 
 from hf_vdd.data import toy_actions  # noqa: E402
 from hf_vdd.utils import shared_data_dir  # noqa: E402
-from tests.helpers import REPO, RecipeResult, write_video  # noqa: E402
+from tests.helpers import REPO, RecipeResult, TwoProcessRuns, write_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +51,15 @@ def shared_data():
     if not folder.is_dir():
         pytest.skip(f"shared real footage not found at {folder}; set HF_VDD_SHARED_DATA")
     return folder
+
+
+@pytest.fixture(scope="session")
+def two_processes(tmp_path_factory):
+    """The 2-process side of every 1-vs-2-process test (evaluate, DM, IDTD, DAViD, the Latte pool), run once by one
+    `accelerate launch` on first use; each test runs its 1-process side itself and compares."""
+    runs = TwoProcessRuns(tmp_path_factory.mktemp("two_processes"))
+    runs.launch()
+    return runs
 
 
 @pytest.fixture

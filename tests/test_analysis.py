@@ -1,8 +1,6 @@
 """Temporal-redundancy analysis: Delta per class, TR subset, R_t / R_IC, Delta groups, and the recipe."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from hf_vdd import analysis
 from hf_vdd.data import load_video_dataset
 from hf_vdd.models import ConvNet3D
 from hf_vdd.training import TrainConfig, evaluate_distilled
-from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +64,7 @@ def test_delta_groups():
     assert g["groups"] == [["b", "d"], ["c", "a"]] and g["accuracy"]["dm"] == [3.0, 2.0]
 
 
-def test_recipe_groups_and_errors(tmp_path):
+def test_recipe_groups_and_errors(tmp_path, run_recipe):
     out = tmp_path / "an"
     out.mkdir()
     names = ["square", "disc", "triangle", "ring", "cross", "slide-right", "slide-left", "rotate-cw", "rotate-ccw",
@@ -75,10 +72,10 @@ def test_recipe_groups_and_errors(tmp_path):
     (out / "deltas.json").write_text(json.dumps({"class_names": names, "delta": list(range(10))}))
     results = [{"dataset": "toy-actions", "method": "dm", "ipc": 1, "per_class": [float(i) for i in range(10)]}]
     (tmp_path / "results.json").write_text(json.dumps(results))
-    cmd = [sys.executable, "recipes/temporal_redundancy.py", "--task", "groups", "--results",
+    cmd = ["recipes/temporal_redundancy.py", "--task", "groups", "--results",
            str(tmp_path / "results.json"), "--num_groups", "5", "--output_dir", str(out)]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    run_recipe(*cmd)
     groups = json.loads((out / "groups.json").read_text())
     assert groups["accuracy"]["dm ipc1"] == [0.5, 2.5, 4.5, 6.5, 8.5] and (out / "groups.png").is_file()
-    bad = subprocess.run(cmd[:2] + ["--task", "nope"], cwd=REPO, capture_output=True, text=True)
+    bad = run_recipe(cmd[0], "--task", "nope", check=False)
     assert bad.returncode == 2 and "--task must be one of" in bad.stderr

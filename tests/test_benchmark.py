@@ -60,7 +60,8 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     out = tmp_path / "bench"
     cmd = ["recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "full", "random",
            "herding", "random@b4", "--ipc", "1", "--runs", "1", "--steps", "3", "--full_steps", "3",
-           "--students", "convnet3d", "videomae", "--output_dir", str(out), "--readme", str(readme),
+           "--frame_size", "16", "--students", "convnet3d", "videomae", "--output_dir", str(out), "--readme",
+           str(readme),
            "--overrides", '{"random@b4": {"train": {"batch_size": 4}}}']
     first = run_recipe(*cmd, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -73,8 +74,8 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     random = next(r for r in records if r["method"] == "random" and r["student"] == "convnet3d")
     assert variant["distill_seconds"] == random["distill_seconds"]  # same distiller settings: set reused
     herding = next(r for r in records if r["method"] == "herding" and r["student"] == "videomae")
-    assert herding["stored_bytes"] == 10 * 16 * 3 * 32 * 32 and herding["peak_rss_mb"] > 0  # toy: 16 frames
-    assert herding["setting"].startswith("16x32x32")
+    assert herding["stored_bytes"] == 10 * 16 * 3 * 16 * 16 and herding["peak_rss_mb"] > 0  # toy: 16 frames
+    assert herding["setting"].startswith("16x16x16")
     assert herding["ratio_to_full"] is not None and len(herding["per_class"]) == 10
     rows = load_dataset(str(out / "results"), split="train")
     assert len(rows) == 8 and set(rows["student"]) == {"convnet3d", "videomae"}
@@ -83,7 +84,7 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
     text = readme.read_text()
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
-    assert "- `random@b4`: train.batch_size=4; student 16x32x32" in text  # every override is shown
+    assert "- `random@b4`: train.batch_size=4; student 16x16x16" in text  # every override is shown
     again = run_recipe(*cmd, check=False)  # resumable: nothing recomputed
     assert again.returncode == 0 and "[convnet3d]:" not in again.stdout
     assert len(json.loads((out / "results" / "results.json").read_text())) == 8

@@ -8,11 +8,11 @@ import torch
 from datasets import load_dataset
 
 from hf_vdd.data import toy_action_class_names
-from hf_vdd.diffusion import load_pool, tiny_latte_pipeline
-from tests.helpers import run_one_and_two_processes
+from hf_vdd.diffusion import load_pool
+from tests.helpers import TINY_POOL, save_tiny_diffusion_models
 
 NAMES = toy_action_class_names(10)
-TINY = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]
+TINY = TINY_POOL
 
 
 @pytest.fixture
@@ -23,26 +23,15 @@ def run(run_recipe):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """An untrained tiny Latte over toy-actions' classes and a tiny VideoMAE classifier, saved locally."""
-    from transformers import VideoMAEForVideoClassification
-
-    from hf_vdd.models import tiny_videomae_config
-
-    root = tmp_path_factory.mktemp("models")
-    tiny_latte_pipeline(NAMES, num_frames=8, frame_size=32).save_pretrained(str(root / "latte"))
-    torch.manual_seed(0)
-    cfg = tiny_videomae_config(10, 8, 32, id2label=dict(enumerate(NAMES)),
-                               label2id={n: i for i, n in enumerate(NAMES)})
-    VideoMAEForVideoClassification(cfg).save_pretrained(str(root / "videomae"))
-    return root
+    return save_tiny_diffusion_models(tmp_path_factory.mktemp("models"), NAMES)
 
 
-@pytest.mark.slow  # ~60 s: one python and one 2-process accelerate launch
-def test_pool_identical_with_one_and_two_processes_and_output_loads(models, tmp_path, run):
-    common = ["recipes/diffusion_select.py", "--generator", str(models / "latte"), "--encoder",
-              str(models / "videomae"), "--selector", "tacdt", *TINY]
-    one = ["--pool_dir", str(tmp_path / "pool1"), "--output_dir", str(tmp_path / "out1")]
-    two = ["--pool_dir", str(tmp_path / "pool2"), "--output_dir", str(tmp_path / "out2")]
-    run_one_and_two_processes(common, one, two)
+@pytest.mark.slow
+def test_pool_identical_with_one_and_two_processes_and_output_loads(tmp_path, run, two_processes):
+    run(*two_processes.common["diffusion"], "--pool_dir", str(tmp_path / "pool1"), "--output_dir",
+        str(tmp_path / "out1"))
+    (tmp_path / "pool2").symlink_to(two_processes.path("diffusion", "pool2"))
+    (tmp_path / "out2").symlink_to(two_processes.path("diffusion", "out2"))
     pool1, pool2 = load_pool(tmp_path / "pool1", NAMES), load_pool(tmp_path / "pool2", NAMES)
     assert pool1.videos.shape == (40, 8, 3, 32, 32) and torch.equal(pool1.videos, pool2.videos)
     assert (pool1.seeds == pool2.seeds).all() and (tmp_path / "pool1" / "preview.png").is_file()

@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +7,6 @@ import torch
 from hf_vdd import TrainConfig, evaluate_distilled, load_video_dataset
 from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.training import classification_metrics, predict
-from tests.helpers import REPO, TWO_CPU_PROCESSES, free_port
 
 QUICK = dict(steps=60, batch_size=16, show_progress=False)
 
@@ -86,20 +82,11 @@ def test_videomae_student_selectable(splits):
     assert rep.config["student"] == "videomae" and 0 <= rep.top1["mean"] <= 100
 
 
-def _evaluate_cmd(launcher, out):
-    args = ["recipes/evaluate.py", "--dataset", "toy-actions", "--runs", "1", "--steps", "25", "--batch_size", "16",
-            "--output_json", str(out), "--show_progress", "false"]
-    return launcher + args
-
-
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path):
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run(_evaluate_cmd([sys.executable], one), cwd=REPO, env=env, check=True, timeout=600)
-    launch = [sys.executable, *TWO_CPU_PROCESSES, "--main_process_port", free_port()]
-    subprocess.run(_evaluate_cmd(launch, two), cwd=REPO, env=env, check=True, timeout=600)
-    r1, r2 = json.loads(one.read_text()), json.loads(two.read_text())
+def test_two_processes_match_one(tmp_path, run_recipe, two_processes):
+    one = tmp_path / "one.json"
+    run_recipe(*two_processes.common["evaluate"], "--output_json", str(one))
+    r1, r2 = json.loads(one.read_text()), json.loads(two_processes.path("evaluate", "two.json").read_text())
     assert r2["config"]["num_processes"] == 2 and r1["config"]["num_processes"] == 1
     assert r1["top1"]["mean"] > 15  # 10 classes: chance is 10 % (one epoch: 22 % measured)
     # same seed, same numbers: dropout masks and clip starts are per sample, batches are split without padding

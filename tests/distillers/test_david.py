@@ -7,7 +7,6 @@ from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DAViDConfig, DAViDDistiller, DMConfig, DMDistiller, temporal_partition
 from hf_vdd.models import ConvNet3D, VideoMAEStudent
 from hf_vdd.teacher import Teacher
-from tests.helpers import run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -215,14 +214,10 @@ def test_fixed_resolution_and_errors(train_set, teacher):
 
 
 @pytest.mark.slow
-def test_recipe_two_processes_equal_one(tmp_path):
-    torch.manual_seed(0)
-    ConvNet3D(num_classes=10, widths=(8, 16, 16)).save_pretrained(tmp_path / "teacher")  # toy-actions: 10 classes
-    common = ["recipes/david.py", "--ipc", "1", "--iterations", "4", "--beta", "0.25", "--embed_widths", "8", "16",
-              "16", "--batch_real", "4", "--teacher", str(tmp_path / "teacher")]
-    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
-    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
-    meta = json.loads((tmp_path / "two" / "distillation.json").read_text())
+def test_recipe_two_processes_equal_one(tmp_path, run_recipe, two_processes):
+    run_recipe(*two_processes.common["david"], "--output_dir", str(tmp_path / "one"))
+    one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("david", "two"))
+    meta = json.loads(two_processes.path("david", "two", "distillation.json").read_text())
     assert meta["stats"]["num_processes"] == 2
     assert one.stats["resolutions_per_class"] == two.stats["resolutions_per_class"]
     assert all(torch.allclose(a, b, atol=1e-2) for a, b in zip(one.videos, two.videos))

@@ -7,7 +7,6 @@ import torch
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DMConfig, DMDistiller
 from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
-from tests.helpers import run_one_and_two_processes
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -125,22 +124,19 @@ def test_helpers():
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tmp_path, run_recipe):
+def test_two_processes_equal_one(tmp_path, run_recipe, two_processes):
     """Also: the 2-process run's `accelerator.save_state` checkpoint (the classes of both processes gathered, one
     random-state file per process) resumes in one process to the same set."""
-    common = ["recipes/dm.py", "--ipc", "1", "--iterations", "3", "--embed_widths", "8", "16", "16",
-              "--batch_real", "4"]
-    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")],
-                              ["--output_dir", str(tmp_path / "two"), "--checkpointing_steps", "2",
-                               "--checkpoint_dir", str(tmp_path / "ck")])
-    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
-    assert {p.name for p in (tmp_path / "ck" / "checkpoint-2").iterdir()} == {
+    common, ck = two_processes.common["dm"], two_processes.path("dm", "ck")
+    run_recipe(*common, "--output_dir", str(tmp_path / "one"))
+    one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("dm", "two"))
+    assert {p.name for p in (ck / "checkpoint-2").iterdir()} == {
         "custom_checkpoint_0.pkl", "random_states_0.pkl", "random_states_1.pkl", "hf_vdd_run.json"}
-    run_recipe(*common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(tmp_path / "ck"),
+    run_recipe(*common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(ck),
                "--resume_from_checkpoint", "latest")
     assert torch.allclose(torch.stack(load_distilled(tmp_path / "resumed").videos), torch.stack(two.videos),
                           atol=1e-2)
-    assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
+    assert json.loads(two_processes.path("dm", "two", "distillation.json").read_text())["stats"]["num_processes"] == 2
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
     curve_one, curve_two = ([v for _, v in x.stats["loss_curve"]] for x in (one, two))
     assert len(curve_one) == 2 and curve_one == pytest.approx(curve_two, rel=1e-4)

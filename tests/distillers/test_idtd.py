@@ -90,20 +90,18 @@ def test_checkpoint_resume_matches(train_set, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_equal_one(tmp_path, run_recipe, two_processes):
     import json
 
     from hf_vdd import load_distilled
-    from tests.helpers import run_one_and_two_processes
 
-    common = ["recipes/idtd.py", "--ipc", "1", "--iterations", "2", "--embed_widths", "8", "16", "16",
-              "--batch_real", "4", "--log_every", "1"]
-    run_one_and_two_processes(common, ["--output_dir", str(tmp_path / "one")], ["--output_dir", str(tmp_path / "two")])
-    one, two = load_distilled(tmp_path / "one"), load_distilled(tmp_path / "two")
-    assert json.loads((tmp_path / "two" / "distillation.json").read_text())["stats"]["num_processes"] == 2
+    run_recipe(*two_processes.common["idtd"], "--output_dir", str(tmp_path / "one"))
+    one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("idtd", "two"))
+    meta = json.loads(two_processes.path("idtd", "two", "distillation.json").read_text())
+    assert meta["stats"]["num_processes"] == 2
     assert torch.allclose(torch.stack(one.videos), torch.stack(two.videos), atol=1e-2)
     assert [v for _, v in one.stats["loss_curve"]] == pytest.approx([v for _, v in two.stats["loss_curve"]], rel=1e-4)
-    assert (tmp_path / "two.distiller" / "generator" / "model.safetensors").is_file()
+    assert two_processes.path("idtd", "two.distiller", "generator", "model.safetensors").is_file()
 
 
 def test_segments_keep_at_least_two_frames(train_set):

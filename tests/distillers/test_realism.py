@@ -1,8 +1,5 @@
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,7 +14,6 @@ from hf_vdd.distillers import DISTILLERS, MotionSaliencyDetector, RealismDistill
 from hf_vdd.distillers import realism as R
 from hf_vdd.teacher import load_teacher
 from hf_vdd.training import student_loss
-from tests.helpers import REPO
 
 NAMES = ["red", "green", "blue"]
 
@@ -351,19 +347,16 @@ def test_region_loss_hard_flag_and_training(toy_out):
 
 
 # ---- recipe ------------------------------------------------------------------------------------------------
-def test_recipe_writes_a_loadable_folder(tmp_path, video_folder, teacher_dir):
+def test_recipe_writes_a_loadable_folder(tmp_path, video_folder, teacher_dir, run_recipe):
     out_dir = tmp_path / "vf-ipc1-realism"
-    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "recipes/realism.py", "--dataset", str(video_folder), "--frame_size", "32", "--num_frames",
+    cmd = ["recipes/realism.py", "--dataset", str(video_folder), "--frame_size", "32", "--num_frames",
            "4", "--ipc", "1", "--grid", "1", "--teacher", str(teacher_dir), "--output_dir", str(out_dir),
            "--eval_runs", "1", "--eval_steps", "2", "--label_mode", "hard"]
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = run_recipe(*cmd)
     assert "mosaics in" in res.stdout and "wrote" in res.stdout
     ds = load_dataset(str(out_dir), split="train")
     assert len(ds) == 4 and ds.features["video"].shape == (None, 3, 32, 32)
     meta = json.loads((out_dir / "distillation.json").read_text())
     assert meta["eval_results"]["convnet3d"]["config"]["label_mode"] == "hard"
-    bad = subprocess.run(cmd[:-6] + ["--grid", "2", "--output_dir", str(tmp_path / "never")], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+    bad = run_recipe(*cmd[:-6], "--grid", "2", "--output_dir", str(tmp_path / "never"), check=False)
     assert bad.returncode == 2 and "lower --grid or --ipc" in bad.stderr and not (tmp_path / "never").exists()
