@@ -21,7 +21,7 @@ def sets(tiny_toy):
 
 def test_class_deltas_are_full_minus_static(sets, tmp_path):
     train, test = sets  # square, disc (appearance), slide-right, slide-left (motion only)
-    config = TrainConfig(steps=20, batch_size=8, runs=1, show_progress=False)
+    config = TrainConfig(steps=4, batch_size=8, runs=1, show_progress=False)  # identities, not accuracy
     d = analysis.class_deltas(train, test, config)
     assert d["class_names"] == ["square", "disc", "slide-right", "slide-left"]
     assert np.allclose(d["delta"], np.asarray(d["acc_full"]) - np.asarray(d["acc_static"]))
