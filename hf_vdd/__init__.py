@@ -18,9 +18,18 @@ from .distillers import (
     RandomSelection,
     get_distiller,
 )
-from .models import ConvNet3D, VideoMAEStudent, build_student
+from .models import ConvNet3D, build_student
 from .training import EvalReport, TrainConfig, evaluate_distilled, train_student
 from .version import __version__
+
+
+def __getattr__(name: str):
+    if name == "VideoMAEStudent":  # transformers' modelling code loads on first use (hf_vdd.models)
+        from .models.videomae import VideoMAEStudent
+
+        return VideoMAEStudent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DISTILLERS",

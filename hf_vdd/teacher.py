@@ -25,6 +25,7 @@ import os
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,9 +34,12 @@ from torch import nn
 
 from .data.decoding import normalize
 from .data.loading import VideoClassificationSet
-from .models import ConvNet3D, VideoMAEStudent
+from .models import ConvNet3D
 from .training import TrainConfig, train_student
 from .utils import atomic_folder, progress
+
+if TYPE_CHECKING:
+    from .models.videomae import VideoMAEStudent
 
 TEACHER_TRAIN_DEFAULTS = TrainConfig(steps=500, batch_size=32, runs=1, seed=0)
 TEACHER_HEADS = ("probe", "error")
@@ -222,6 +226,8 @@ def _set_head(student: VideoMAEStudent, weight: torch.Tensor, bias: torch.Tensor
 
 def _videomae_teacher(id_or_dir: str, folder: str, train_set: VideoClassificationSet, teacher_head: str,
                       accelerator, show_progress: bool, eval_set: VideoClassificationSet | None) -> Teacher:
+    from .models.videomae import VideoMAEStudent
+
     student = VideoMAEStudent.from_pretrained(folder)  # the checkpoint's own head, never resized
     cfg = student.model.config
     labels = [str(cfg.id2label[i]) for i in range(cfg.num_labels)]
