@@ -64,6 +64,7 @@ def save_tiny_diffusion_models(root: Path, class_names: list[str]) -> Path:
     return root
 
 
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a 1-process side run in pytest: the threads each launched process has
 TINY_POOL = ["--videos_per_class_pool", "4", "--shard_size", "2", "--num_inference_steps", "2", "--vpc", "2"]
 
 

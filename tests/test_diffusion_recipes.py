@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from hf_vdd.data import toy_action_class_names
 from hf_vdd.diffusion import load_pool
-from tests.helpers import TINY_POOL, save_tiny_diffusion_models
+from tests.helpers import ONE_THREAD, TINY_POOL, save_tiny_diffusion_models
 
 NAMES = toy_action_class_names(10)
 TINY = TINY_POOL
@@ -29,7 +29,7 @@ def models(tmp_path_factory):
 @pytest.mark.slow
 def test_pool_identical_with_one_and_two_processes_and_output_loads(tmp_path, run, two_processes):
     run(*two_processes.common["diffusion"], "--pool_dir", str(tmp_path / "pool1"), "--output_dir",
-        str(tmp_path / "out1"))
+        str(tmp_path / "out1"), env=ONE_THREAD)
     (tmp_path / "pool2").symlink_to(two_processes.path("diffusion", "pool2"))
     (tmp_path / "out2").symlink_to(two_processes.path("diffusion", "out2"))
     pool1, pool2 = load_pool(tmp_path / "pool1", NAMES), load_pool(tmp_path / "pool2", NAMES)

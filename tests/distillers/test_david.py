@@ -7,6 +7,7 @@ from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DAViDConfig, DAViDDistiller, DMConfig, DMDistiller, temporal_partition
 from hf_vdd.models import ConvNet3D, VideoMAEStudent
 from hf_vdd.teacher import Teacher
+from tests.helpers import ONE_THREAD
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -215,7 +216,7 @@ def test_fixed_resolution_and_errors(train_set, teacher):
 
 @pytest.mark.slow
 def test_recipe_two_processes_equal_one(tmp_path, run_recipe, two_processes):
-    run_recipe(*two_processes.common["david"], "--output_dir", str(tmp_path / "one"))
+    run_recipe(*two_processes.common["david"], "--output_dir", str(tmp_path / "one"), env=ONE_THREAD)
     one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("david", "two"))
     meta = json.loads(two_processes.path("david", "two", "distillation.json").read_text())
     assert meta["stats"]["num_processes"] == 2

@@ -7,6 +7,7 @@ import torch
 from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.distillers import DMConfig, DMDistiller
 from hf_vdd.distillers.matching import ClassSampler, augment, derived_generator, fresh_embedder, split_classes
+from tests.helpers import ONE_THREAD
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -128,12 +129,12 @@ def test_two_processes_equal_one(tmp_path, run_recipe, two_processes):
     """Also: the 2-process run's `accelerator.save_state` checkpoint (the classes of both processes gathered, one
     random-state file per process) resumes in one process to the same set."""
     common, ck = two_processes.common["dm"], two_processes.path("dm", "ck")
-    run_recipe(*common, "--output_dir", str(tmp_path / "one"))
+    run_recipe(*common, "--output_dir", str(tmp_path / "one"), env=ONE_THREAD)
     one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("dm", "two"))
     assert {p.name for p in (ck / "checkpoint-2").iterdir()} == {
         "custom_checkpoint_0.pkl", "random_states_0.pkl", "random_states_1.pkl", "hf_vdd_run.json"}
     run_recipe(*common, "--output_dir", str(tmp_path / "resumed"), "--checkpoint_dir", str(ck),
-               "--resume_from_checkpoint", "latest")
+               "--resume_from_checkpoint", "latest", env=ONE_THREAD)
     assert torch.allclose(torch.stack(load_distilled(tmp_path / "resumed").videos), torch.stack(two.videos),
                           atol=1e-2)
     assert json.loads(two_processes.path("dm", "two", "distillation.json").read_text())["stats"]["num_processes"] == 2

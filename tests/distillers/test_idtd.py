@@ -6,6 +6,7 @@ import torch
 from hf_vdd import load_video_dataset
 from hf_vdd.distillers import IDTDConfig, IDTDDistiller, IDTDGenerator
 from hf_vdd.distillers.idtd import diversity_loss, resample_time, stochastic_temporal_augmentation
+from tests.helpers import ONE_THREAD
 
 SMALL = dict(embed_widths=[8, 16, 16], batch_real=4, log_every=1)
 
@@ -95,7 +96,7 @@ def test_two_processes_equal_one(tmp_path, run_recipe, two_processes):
 
     from hf_vdd import load_distilled
 
-    run_recipe(*two_processes.common["idtd"], "--output_dir", str(tmp_path / "one"))
+    run_recipe(*two_processes.common["idtd"], "--output_dir", str(tmp_path / "one"), env=ONE_THREAD)
     one, two = load_distilled(tmp_path / "one"), load_distilled(two_processes.path("idtd", "two"))
     meta = json.loads(two_processes.path("idtd", "two", "distillation.json").read_text())
     assert meta["stats"]["num_processes"] == 2
