@@ -1,8 +1,9 @@
-"""DAViD: per-class temporal resolution by epsilon-greedy Q-learning over the early stage of the distillation
-(teacher-in-the-loop reward), then DM continues at that resolution.
+"""DAViD: per-class temporal resolution chosen over the early stage of the distillation (teacher-in-the-loop
+reward; default: one try per resolution, `--policy qlearning`: the paper's epsilon-greedy Q-learning), then DM
+continues at that resolution.
 
     python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --eval_runs 3
-    python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --policy grid   # one try per resolution
+    python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --policy qlearning   # the paper's Alg. 1
     python recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --fixed_resolution 4   # Tab. 4 case B
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \
         recipes/david.py --dataset toy-actions --ipc 1 --iterations 200 --checkpointing_steps 50

@@ -154,8 +154,14 @@ class DistillationOutput:
         sections = []
         if self.stats.get("resolutions_per_class"):  # DAViD: each class stored at its own temporal resolution
             rows = "\n".join(f"| {name} | {res} |" for name, res in self.stats["resolutions_per_class"].items())
+            how = {"grid": "hf_vdd's default search, one early-stage DM try per resolution rewarded by the teacher; "
+                           "the paper's epsilon-greedy Q-learning (Alg. 1) is `--policy qlearning`, which at the "
+                           "paper's 10 % search budget ranked resolutions by visits, not reward (hf_vdd README, "
+                           "DAViD)",
+                   "qlearning": "the paper's epsilon-greedy Q-learning (Alg. 1)"}.get(self.stats.get("policy"))
             sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
-                            "frames and expanded to T by interleave-repeat (`load_distilled` does it).\n\n"
+                            "frames and expanded to T by interleave-repeat (`load_distilled` does it)."
+                            + (f" Chosen by `{self.stats['policy']}`: {how}." if how else "") + "\n\n"
                             "| class | frames stored |\n|---|---|\n" + rows)
         if self.stats.get("teacher"):  # DAViD, Realism: `Teacher.info()`, where the head's logits come from
             sections.append(teacher_section(self.stats["teacher"]))

@@ -1,36 +1,51 @@
 """DAViD — Dynamic-Aware Video Distillation (Alg. 1 of the paper): each class gets its own temporal resolution.
 
-1. **Temporal policy learning** (`policy="qlearning"`, the default). Each class has a Q-table `Q[S, A]` over the
-   temporal resolutions `A` (default {1, 2, 4, 8, 16}, capped at T); the state is the last resolution taken (Sec. 3.3:
-   "the state space ... is identical to the action space"), so the table is |A| x |A|, starts at zero, and the first
-   state is the full resolution. One synthetic set `V_syn` per class is initialised once (`init`, `(ipc, T, C, S, S)`)
-   and every RL step continues it, as Alg. 1 does: take an epsilon-greedy action `A_t` (Eq. 3), run early-stage DM
-   (`N_early = round(beta * N)` iterations) on `P(V_syn, A_t)`, score it with the teacher in the loop
-   `R = 1 / (1 + ||Phi_T(V_syn) - Phi_T(V_real)||_2)` (class-mean teacher features) and update
-   `Q(S_t, A_t) += alpha * (R + gamma * max_a Q(A_t, a) - Q(S_t, A_t))` (Eq. 2, alpha 0.1, gamma 0.5), `S_t+1 = A_t`.
-   `P(V, A)` (Temporal Partitioning) keeps the first frame of each of `A` uniform segments and interleave-repeats them
-   back to T, so DM's gradient reaches only those `A` frames: a step at `A_t` updates the `A_t` frames it sees and
-   leaves the others of `V_syn` as they were (momentum restarts at every step: each is its own early-stage DM run).
-   The search is therefore the first stage of the distillation, not a separate experiment.
-2. **Synthesization.** DM continues on the same `V_syn` for `N` iterations at `A_T = argmax_a Q(S_T, a)` and each class
-   is stored with its `A_T` frames. `S_T` is the last action; if its row was never visited (no step started from that
-   state) the argmax reads, for each action, the mean Q over the visited cells of its column (Eq. 2's target does not
-   depend on the state, so the visited cells are estimates of the same value); actions never taken are not chosen.
+Two searches over the temporal resolutions `A` (default {1, 2, 4, 8, 16}, capped at T) share the paper's reward,
+its early-stage DM and its Temporal Partitioning. `policy="grid"` is the default (see *Why grid* below);
+`policy="qlearning"` is the paper's Alg. 1 as written.
+
+1. **Temporal policy learning, `policy="qlearning"`** (Alg. 1). Each class has a Q-table `Q[S, A]`; the state is
+   the last resolution taken (Sec. 3.3: "the state space ... is identical to the action space"), so the table is
+   |A| x |A|, starts at zero, and the first state is the full resolution. One synthetic set `V_syn` per class is
+   initialised once (`init`, `(ipc, T, C, S, S)`) and every RL step continues it, as Alg. 1 does: take an
+   epsilon-greedy action `A_t` (Eq. 3), run early-stage DM (`N_early = round(beta * N)` iterations) on
+   `P(V_syn, A_t)`, score it with the teacher in the loop `R = 1 / (1 + ||Phi_T(V_syn) - Phi_T(V_real)||_2)`
+   (class-mean teacher features) and update `Q(S_t, A_t) += alpha * (R + gamma * max_a Q(A_t, a) - Q(S_t, A_t))`
+   (Eq. 2, alpha 0.1, gamma 0.5), `S_t+1 = A_t`. `P(V, A)` (Temporal Partitioning) keeps the first frame of each of
+   `A` uniform segments and interleave-repeats them back to T, so DM's gradient reaches only those `A` frames: a step
+   at `A_t` updates the `A_t` frames it sees and leaves the others of `V_syn` as they were (momentum restarts at
+   every step: each is its own early-stage DM run). The search is therefore the first stage of the distillation.
+   **Synthesization.** DM continues on the same `V_syn` for `N` iterations at `A_T = argmax_a Q(S_T, a)` and each
+   class is stored with its `A_T` frames. `S_T` is the last action; if its row was never visited (no step started
+   from that state) the argmax reads, for each action, the mean Q over the visited cells of its column (Eq. 2's
+   target does not depend on the state, so the visited cells are estimates of the same value); actions never taken
+   are not chosen.
+2. **`policy="grid"`** (default): the same Eq. 2 update on one state with optimistic initial Q-values
+   `1 / (1 - gamma)`, greedy actions and one step per resolution (`policy_steps` default |A|), so every resolution
+   is tried once, each from a fresh init (`policy_init`), and the final DM starts from `init` and keeps each class
+   at its most rewarded resolution.
+
+*Why grid.* The paper states neither its number of RL steps, nor p of Eq. 3, nor the initial Q-values. At its
+budget (`beta` 0.02 per step, search at 10 % of the final DM: 5 steps) a zero-initialised |A| x |A| table with
+positive rewards and alpha 0.1 ranks actions by how often they were taken, not by their reward: the first action
+exploited from a state earns `alpha * R` again and again (and a self-loop bootstraps itself through
+`gamma * max Q`). Measured on toy-actions (16 frames, IPC 1, 20 steps instead of 5): slide-left took 2 frames 11
+times (rewards 0.13-0.14) and ended with Q(2, 2) = 0.104, while 4 frames, tried once, earned 0.206 and kept
+Q(16, 4) = 0.021; it was stored at 2 frames. With 5 steps the benchmark's Q-learning sets are below DM (IPC 1: 21.0 vs
+26.5; IPC 5: 37.5 vs 40.8) and the grid's are not (26.5 at 63 % of DM's bytes; 42.8 at 74 %). The grid spends the
+same budget trying each resolution once.
 
 *Epsilon schedule.* The paper takes the greedy action with a fixed probability `p` and does not state it. Here
 epsilon = 1 - p decays linearly over the RL steps from `epsilon_start` (1.0: the first step is uniform) to
-`epsilon_end` (0.1): explore first, exploit at the end. *Budget.* Each step costs `beta` of the final DM, so the
-default `policy_steps=5` at the paper's `beta=0.02` keeps the search at 10 % of the final distillation
-(`stats["policy_fraction"]` reports the measured wall-clock ratio).
+`epsilon_end` (0.1): explore first, exploit at the end. *Budget.* Each step costs `beta` of the final DM, so
+`qlearning`'s default `policy_steps=5` (and grid's one step for each of 5 resolutions) at the paper's
+`beta=0.02` keeps the search at 10 % of the final distillation (`stats["policy_fraction"]` reports the measured
+wall-clock ratio).
 
-`policy="grid"` is hf_vdd's earlier search (a grid over `A`): one state with optimistic initial Q-values
-`1 / (1 - gamma)`, greedy actions and one step per resolution (`policy_steps` default |A|), so every resolution is
-tried once from a fresh init (`policy_init`) and the final DM starts from `init` again. With the few steps the
-paper's budget allows most rows of the |A| x |A| table stay unvisited; grid reads one row that every action updated.
-Measured on toy-actions (T=8, IPC 1), grid's policy steps from noise left the reward flat across resolutions after
-10 iterations (differences < 0.01); from real clips sub-sampled to `A_t` frames it separated the classes (motion
-classes 0.10-0.15 at A=1 to 0.27-0.54 at A=8, appearance classes flat), hence `policy_init="real"` (grid only; the
-paper's is noise).
+*Grid init.* Measured on toy-actions (T=8, IPC 1), grid's policy steps from noise left the reward flat across
+resolutions after 10 iterations (differences < 0.01); from real clips sub-sampled to `A_t` frames it separated the
+classes (motion classes 0.10-0.15 at A=1 to 0.27-0.54 at A=8, appearance classes flat), hence `policy_init="real"`
+(grid only; the paper's is noise).
 
 Each class's videos are stored with their `A` frames (fewer bytes for static classes); `load_distilled` expands
 them by interleave-repeat. The Q-tables, visit counts, epsilon schedule and resolutions are saved with
@@ -75,10 +90,13 @@ class DAViDConfig(DMConfig):
         "choices": ("real", "noise"),
         "help": "Init of V_syn: `real` clips (as DMConfig), or `noise` (DAViD's). `qlearning` starts its search from "
                 "it and continues it; `grid` starts the final DM from it."})
-    policy: str = field(default="qlearning", metadata={
-        "help": "Temporal policy search: `qlearning` (Alg. 1: last-resolution state, epsilon-greedy with decaying "
-                "epsilon, V_syn continued across the RL steps and into synthesization) or `grid` (one state, "
-                "optimistic Q-values, greedy: every resolution tried once from a fresh init)."})
+    policy: str = field(default="grid", metadata={
+        "help": "Temporal policy search: `grid` (default: one state, optimistic Q-values, greedy: every resolution "
+                "tried once from a fresh init) or `qlearning` (the paper's Alg. 1: last-resolution state, "
+                "epsilon-greedy with decaying epsilon, V_syn continued across the RL steps and into "
+                "synthesization). The paper states neither its RL steps nor its initial Q-values; at its budget "
+                "(5 steps, a tenth of the final DM) the zero-initialised table ranks actions by visits (module "
+                "docstring)."})
     scope: str = field(default="per_class", metadata={
         "choices": ("per_class", "shared"),
         "help": "`per_class` (DAViD) or `shared` (one Q-table for every class: Tab. 4 case B)."})
@@ -362,7 +380,7 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
                 "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
                 "policy_steps": policy_steps if search else 0, "rewards": rewards,
                 "resolutions_per_class": resolutions, "q_tables": self.q_tables, "visits": self.visits,
-                "actions": acts})
+                "actions": acts, "policy": (cfg.policy if search else f"fixed_resolution={cfg.fixed_resolution}")})
 
     # ---- learned state on the Hub (Distiller is a ModelHubMixin) -----------------------------------------------
     @property

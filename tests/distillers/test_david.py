@@ -39,21 +39,21 @@ def test_take_action_epsilon_greedy():
 
 
 def test_epsilon_decays_linearly_and_grid_is_greedy():
-    d = DAViDDistiller(DAViDConfig())
+    d = DAViDDistiller(DAViDConfig(policy="qlearning"))
     assert d.num_policy_steps(5) == 5  # 5 x beta 0.02 = 10 % of the final DM
     assert [d.epsilon(s, 5) for s in range(5)] == pytest.approx([1.0, 0.775, 0.55, 0.325, 0.1])
-    grid = DAViDDistiller(DAViDConfig(policy="grid"))
-    assert grid.num_policy_steps(4) == 4 and grid.epsilon(0, 4) == 0.0
+    grid = DAViDDistiller(DAViDConfig())  # the default search (the module docstring says why)
+    assert grid.config.policy == "grid" and grid.num_policy_steps(4) == 4 and grid.epsilon(0, 4) == 0.0
 
 
 def test_q_update_is_eq2():
-    d = DAViDDistiller(DAViDConfig())  # alpha 0.1, gamma 0.5; the next state is the action taken
+    d = DAViDDistiller(DAViDConfig(policy="qlearning"))  # alpha 0.1, gamma 0.5; the next state is the action taken
     q = torch.zeros(3, 3)
     q[1] = torch.tensor([0.2, 0.6, 0.4])
     assert d.q_update(q, 0, 1, reward=0.5) == 1
     assert q[0, 1].item() == pytest.approx(0.1 * (0.5 + 0.5 * 0.6 - 0.0))  # 0.08
     assert q[1, 1].item() == pytest.approx(0.6)
-    grid = DAViDDistiller(DAViDConfig(policy="grid"))  # one state: S' = S
+    grid = DAViDDistiller(DAViDConfig())  # one state: S' = S
     q = torch.full((1, 3), 2.0)
     assert grid.q_update(q, 0, 2, reward=0.5) == 0
     assert q[0].tolist() == pytest.approx([2.0, 2.0, 2.0 + 0.1 * (0.5 + 0.5 * 2.0 - 2.0)])
@@ -119,7 +119,7 @@ def test_qlearning_continues_v_syn_and_replays_eq2(train_set, teacher, monkeypat
         return loss
 
     monkeypatch.setattr(DAViDDistiller, "_run_dm", spy)
-    cfg = DAViDConfig(ipc=1, iterations=3, beta=0.34, policy_steps=8, epsilon_end=0.0, **SMALL)
+    cfg = DAViDConfig(ipc=1, iterations=3, beta=0.34, policy="qlearning", policy_steps=8, epsilon_end=0.0, **SMALL)
     d = DAViDDistiller(cfg, teacher=teacher)
     out = d(train_set)
     log, acts = out.stats["rewards"], out.stats["actions"]
@@ -155,15 +155,16 @@ def test_output_storage_card_and_round_trips(train_set, teacher, tmp_path):
     assert back.expanded_videos(8).shape == (8, 8, 3, 32, 32)
     card = (tmp_path / "set" / "README.md").read_text()
     assert "Temporal resolution per class" in card and "| slide-left |" in card
+    assert "Chosen by `grid`: hf_vdd's default search" in card and "`--policy qlearning`" in card  # the departure
     assert out.stats["teacher"]["source"] == "random" and "## Teacher" in card  # the card says which teacher
     d.save_pretrained(tmp_path / "distiller")
     assert "| slide-left |" in (tmp_path / "distiller" / "README.md").read_text()
     policy = json.loads((tmp_path / "distiller" / "policy.json").read_text())
     assert policy["resolutions"] == {n: d.chosen[c] for c, n in enumerate(train_set.class_names)}
-    assert policy["policy"] == "qlearning" and len(policy["rewards"]) == 5 and "state" in policy["rewards"][0]
+    assert policy["policy"] == "grid" and sorted(r["resolution"]["0"] for r in policy["rewards"]) == [1, 2, 4, 8]
     again = DAViDDistiller.from_pretrained(str(tmp_path / "distiller"))
     assert again.chosen == d.chosen and again.config.ipc == 2 and again.q_tables == d.q_tables
-    assert again.visits == d.visits and len(d.visits[0]) == 4  # |A| x |A| at T = 8
+    assert again.visits == d.visits and d.visits[0] == [[1, 1, 1, 1]]  # grid: one state, each of |A| once
 
 
 @pytest.mark.parametrize("policy", ["qlearning", "grid"])
@@ -208,7 +209,8 @@ def test_fixed_resolution_and_errors(train_set, teacher):
         DAViDConfig(epsilon_end=1.5)
     with pytest.raises(ValueError, match="policy_steps must be"):
         DAViDConfig(policy_steps=0)
-    shared = DAViDDistiller(DAViDConfig(ipc=1, iterations=4, beta=0.25, scope="shared", **SMALL), teacher=teacher)
+    shared = DAViDDistiller(DAViDConfig(ipc=1, iterations=4, beta=0.25, scope="shared", policy="qlearning", **SMALL),
+                            teacher=teacher)
     out = shared(train_set)
     assert len(set(out.stats["resolutions_per_class"].values())) == 1
     assert set(out.stats["rewards"][0]["state"]) == {"shared"}
