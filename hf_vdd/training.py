@@ -83,9 +83,9 @@ class TrainConfig:
 _VDSD = {"student": "convnet3d", "epochs": 500, "batch_size": 256, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
          "runs": 5, "standardize": True}
 # VDSD does not clip gradients; here the presets keep TrainConfig's clipping at norm 10 (`--max_grad_norm 0` is VDSD's
-# choice). Measured on ucf12 at 16x64x64, one clip per class: unclipped, the norm-free ConvNet3D's gradient norm
-# reached 100-240 in the first steps and its ReLUs died (train loss back at ln K, test at chance); clipped, every
-# seed fitted its set (docs/reproduce.md, "The student dies without gradient clipping").
+# choice). Measured on a 7-clip ucf12 Herding set at 16x64x64: unclipped, the norm-free ConvNet3D's gradient norm
+# reached 114-120 in bursts, its ReLUs died and the train loss stayed at ln 7 (test at chance); clipped, every seed
+# fitted its set (docs/reproduce.md, "The student dies without gradient clipping").
 PROTOCOLS: dict[str, dict] = {
     "fast": {},  # the project's CPU default: TrainConfig's own defaults (300 steps, batch 32, clipped gradients)
     "vdsd": _VDSD,  # VDSD's evaluate_synset + sh/baseline/DM.sh (its code; no paper text in ../shared/papers)

@@ -123,7 +123,7 @@ def test_protocol_presets_and_explicit_values_win():
     vdsd = protocol_config("vdsd")
     assert (vdsd.epochs, vdsd.batch_size, vdsd.lr, vdsd.momentum, vdsd.weight_decay, vdsd.runs) == \
         (500, 256, 0.01, 0.9, 5e-4, 5)
-    assert vdsd.standardize and vdsd.max_grad_norm == 10  # VDSD does not clip; its student dies here without
+    assert vdsd.standardize and vdsd.max_grad_norm == 10  # VDSD does not clip; without it the student dies
     assert protocol_config("fast") == TrainConfig()
     david = protocol_config("david", {"runs": 1})
     assert david.epochs is None and david.steps == 1000 and david.runs == 1
