@@ -21,6 +21,7 @@ import torch
 from datasets import Dataset
 from huggingface_hub import DatasetCardData
 
+from . import benchmark_partial as partial
 from .data.loading import default_video_shape, load_video_dataset
 from .diffusion import load_pool
 from .diffusion.select import student_shaped
@@ -51,6 +52,17 @@ class PeakMemory:
     def _watch(self):
         while not self._stop.wait(self.interval):
             self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+
+    def to_dict(self) -> dict:
+        return {"seconds": self.seconds, "peak_rss_mb": self.peak_rss_mb, "peak_cuda_mb": self.peak_cuda_mb}
+
+    @classmethod
+    def restored(cls, measured: dict) -> PeakMemory:
+        """The costs `to_dict` kept of a block measured in an earlier process."""
+        cost = cls()
+        cost.seconds, cost.peak_rss_mb, cost.peak_cuda_mb = (measured.get(k) for k in ("seconds", "peak_rss_mb",
+                                                                                      "peak_cuda_mb"))
+        return cost
 
     def __enter__(self):
         self.peak_rss_mb = self.rss_mb()
@@ -280,7 +292,9 @@ def update_readme(readme: Path, key: str, table: str) -> None:
 def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator, command: str) -> list[dict]:
     """Compute every cell of `args` (datasets × methods × IPCs × students) that `records` lacks or holds with other
     settings; a distilled set is shared by variants that differ only in student training. The main process saves
-    each distilled set and the results folder after every cell (a killed run resumes). Returns the records."""
+    each distilled set and the results folder after every cell, and inside an open cell keeps the set and each
+    finished student run under `partial/` (`benchmark_partial`): a killed run resumes where it stopped. Returns the
+    records."""
     main_proc = accelerator.is_main_process
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
@@ -304,12 +318,22 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             train_kwargs = kwargs.pop("train", {})
             # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
             memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
+            name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
+            set_key = settings_key({"dataset": str(dataset), "memo": memo_key, "seed": args.seed, "size": size,
+                                    "frames": frames, "pool_dir": args.pool_dir, "hf_vdd_version": __version__})
+            kept = (None if ipc is None or memo_key in distilled_sets
+                    else partial.load_partial_set(partial.partial_dir(out, name), set_key))
             if ipc is None:
                 with PeakMemory() as cost:
                     data = train
             elif memo_key in distilled_sets:
                 data, cost = distilled_sets[memo_key]
                 data = dataclasses.replace(data, eval_results=None)
+            elif kept is not None:
+                data, cost = kept[0], PeakMemory.restored(kept[1])
+                if main_proc:
+                    print(f"{dataset} {method} ipc={ipc}: the distilled set an interrupted run kept in "
+                          f"{partial.partial_dir(out, name)}", flush=True)
             else:
                 with PeakMemory() as cost:
                     cls = get_distiller(method.split("@")[0])
@@ -319,8 +343,10 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     data = cls(ipc=ipc, seed=args.seed, **kwargs)(source, accelerator=accelerator, **real)
                     if getattr(cls, "needs_pool", False):  # a pool of another shape: resized to the student's
                         data = student_shaped(data, frames, size)
+            if ipc is not None:
                 distilled_sets[memo_key] = (data, cost)
-            name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
+                if main_proc and kept is None:  # kept until the cell is recorded: a killed run does not distil again
+                    partial.save_partial_set(data, partial.partial_dir(out, name), set_key, extra=cost.to_dict())
             for student in args.students:
                 settings = cell_settings(args, overrides, size, frames, method, ipc, student)
                 if ((dataset, method, ipc, student), settings_key(settings)) in done:
@@ -338,7 +364,14 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
                            + ("" if args.protocol == "fast" else f", {args.protocol}"))  # what the student ran
-                report = evaluate_distilled(data, test, train_config, accelerator=accelerator)
+                key, folder = settings_key(settings), partial.partial_dir(out, name)
+                kept_runs = partial.load_partial_runs(folder, student, key)
+                if kept_runs and main_proc:
+                    print(f"{dataset} {method} ipc={ipc} [{student}]: {len(kept_runs)} student run(s) kept from an "
+                          f"interrupted run", flush=True)
+                report = evaluate_distilled(data, test, train_config, accelerator=accelerator, done_runs=kept_runs,
+                                            on_run=lambda runs, f=folder, s=student, k=key: main_proc and
+                                            partial.save_partial_runs(f, s, k, runs))
                 distilled = ipc is not None
                 if distilled:
                     data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
@@ -361,4 +394,5 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                           else None, overwrite=True)
             if main_proc:
                 save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
+                partial.remove_partial(partial.partial_dir(out, name))  # recorded: nothing left to resume
     return records

@@ -21,7 +21,15 @@ from transformers import HfArgumentParser
 
 from .data.loading import default_video_shape, load_video_dataset
 from .hub import check_models, check_push_settings, push_folder
-from .utils import HfVddError, check_output_dir, configure_logging, configure_threads, get_logger, shared_data_dir
+from .utils import (
+    HfVddError,
+    check_output_dir,
+    configure_logging,
+    configure_threads,
+    get_logger,
+    keep_freed_memory,
+    shared_data_dir,
+)
 
 USER_ERRORS = (ValueError, FileNotFoundError)  # HfVddError and CorruptVideoError are ValueErrors
 
@@ -107,6 +115,7 @@ def given_flags(argv: list[str] | None = None) -> set[str]:
 def run_main(main) -> None:
     """Run `main()`; user errors exit with status 2 and a one-line message instead of a traceback."""
     configure_threads()
+    keep_freed_memory()
     configure_logging()
     try:
         main()

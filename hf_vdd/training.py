@@ -316,7 +316,7 @@ def _align_classes(train_data, test_names: list[str]):
 
 def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: TrainConfig | None = None,
                        accelerator: Accelerator | None = None, extra_config: dict | None = None,
-                       on_model=None) -> EvalReport:
+                       on_model=None, done_runs: list[dict] | None = None, on_run=None) -> EvalReport:
     """Train `config.runs` students on `train_data` and test each on `test_set` (deterministic clips).
 
     Args:
@@ -326,6 +326,10 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
         test_set: the real test split (`train=False`); its `num_frames`/`frame_size` define the student input.
         on_model: optional `on_model(run, student)`, called after each run with its trained student, to keep one
             for another use (for example as a judge) instead of training it again.
+        done_runs: runs already finished (`EvalReport.runs` records of an interrupted evaluation with the same
+            settings); they are kept and not trained again (nor passed to `on_model`). The result equals an
+            uninterrupted evaluation's: run `r` re-seeds from `config.seed + r`.
+        on_run: optional `on_run(runs)`, called after each newly trained run with every run so far (to keep them).
     """
     config = config or TrainConfig()
     accelerator = make_accelerator(accelerator)
@@ -341,19 +345,24 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
     if tuple(sample.shape[1:]) != tuple(test_tensors.videos.shape[2:]):
         raise ValueError(f"Train videos have frames {tuple(sample.shape[1:])} but test clips "
                          f"{tuple(test_tensors.videos.shape[2:])}: use the same --frame_size as the distilled set.")
-    runs, seconds = [], 0.0
-    for r in range(config.runs):
+    runs = list(done_runs or [])[:config.runs]
+    seconds = sum(run.get("train_seconds", 0.0) for run in runs)
+    for r in range(len(runs), config.runs):
         seed = config.seed + r
         set_seed(seed)
         model = build_student(config.student, test_set.num_classes, test_set.num_frames, test_set.frame_size,
                               config.student_pretrained)
         start = time.perf_counter()
         model = train_student(model, train_data, config, seed, accelerator)
-        seconds += time.perf_counter() - start
+        run_seconds = time.perf_counter() - start
+        seconds += run_seconds
         probs, labels = predict(model, test_tensors, config, accelerator)
-        runs.append(classification_metrics(probs, labels, test_set.num_classes) | {"seed": seed})
+        runs.append(classification_metrics(probs, labels, test_set.num_classes) | {"seed": seed,
+                                                                                  "train_seconds": run_seconds})
         if on_model is not None:
             on_model(r, model)
+        if on_run is not None:
+            on_run(list(runs))
     cfg = asdict(config) | {"num_frames": test_set.num_frames, "frame_size": test_set.frame_size,
                             "test_set": test_set.name, "num_processes": accelerator.num_processes}
     return summarize_runs(runs, seconds, cfg | (extra_config or {}))

@@ -12,6 +12,7 @@ the repo folders `--push_to_hub` uploads: `results/` (the results dataset: card 
 row per cell, `results.json`, `results.md`, PNG plots) and one `<dataset>-ipc<k>-<method>/` per distilled set.
 Cells already in `results/results.json` with the same settings (every flag and override that changes their
 numbers, and the hf_vdd version) are skipped; a changed setting re-runs the cell (`--force` recomputes all).
+A killed benchmark resumes inside its open cell too: `partial/` keeps its distilled set and finished student runs.
 """
 
 import json
@@ -31,6 +32,7 @@ from hf_vdd.benchmark import (
     save_results_repo,
     update_readme,
 )
+from hf_vdd.benchmark_partial import MARKER
 from hf_vdd.cli import DataArgs, parse_args, run_main
 from hf_vdd.data import load_video_dataset
 from hf_vdd.diffusion.select import check_pool_dir
@@ -89,7 +91,7 @@ def main():
                          f"recipes/diffusion_select.py --pool_dir <folder>).")
     check_push_settings(args.push_to_hub, args.hub_repo_id)
     # the output folder is reused across runs: new, empty, or an earlier benchmark's (it holds results/)
-    check_output_dir(args.output_dir, overwrite=True, marker=("results/results.json", "results.json"),
+    check_output_dir(args.output_dir, overwrite=True, marker=("results/results.json", "results.json", MARKER),
                      protect=[folder for d in args.datasets for folder in DataArgs(dataset=d).input_folders()])
     if args.pool_dir:
         for dataset in args.datasets:

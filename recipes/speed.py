@@ -26,16 +26,15 @@ from hf_vdd.speed import (
     RESULT_MARKERS,
     Case,
     add_speedups,
-    dm_memory_rows,
     embedder_facts,
     embedder_table,
     embedding_dim,
-    memory_table,
     run_case,
     run_isolated,
     speed_table,
     write_results,
 )
+from hf_vdd.speed_memory import dm_memory_rows, memory_table
 from hf_vdd.utils import HfVddError, check_output_dir, shared_data_dir
 
 QUICK = {"configs": ["2x48x4"], "threads": [1], "iterations": 2, "warmup": 1}

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
@@ -121,3 +122,68 @@ def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, run_recipe, o
                      check=False)
     assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-1000:]
     assert not out.exists()
+
+
+def test_partial_set_and_runs_round_trip(tmp_path):
+    import hf_vdd.benchmark_partial as partial
+    from hf_vdd.data.distilled import DistillationOutput
+
+    folder = partial.partial_dir(tmp_path, "toy-ipc1-dm")
+    float_set = DistillationOutput(videos=torch.rand(2, 3, 3, 8, 8) * 1.3 - 0.1, labels=[0, 1], class_names=["a", "b"],
+                                   method="dm", ipc=1, soft_labels=torch.rand(2, 2), stats={"iterations": 4})
+    partial.save_partial_set(float_set, folder, "k1", extra={"seconds": 2.5})
+    kept, extra = partial.load_partial_set(folder, "k1")
+    assert torch.equal(kept.videos, float_set.videos)  # full precision (the published folder stores float16)
+    assert torch.equal(kept.soft_labels, float_set.soft_labels) and kept.labels.tolist() == [0, 1]
+    assert kept.stats == {"iterations": 4} and kept.method == "dm" and extra == {"seconds": 2.5}
+    assert partial.load_partial_set(folder, "other settings") is None
+    ragged = DistillationOutput(videos=[torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.ones(2, 3, 8, 8)],
+                                labels=[0, 1], class_names=["a", "b"], method="david", ipc=1,
+                                source_index=torch.tensor([5, 9]))
+    partial.save_partial_set(ragged, folder, "k2")
+    kept, _ = partial.load_partial_set(folder, "k2")
+    assert [tuple(v.shape) for v in kept.videos] == [(4, 3, 8, 8), (2, 3, 8, 8)] and isinstance(kept.videos, list)
+    assert kept.videos[0].dtype == torch.uint8 and kept.source_index.tolist() == [5, 9]
+    partial.save_partial_runs(folder, "convnet3d", "cell", [{"top1": 40.0}])
+    assert partial.load_partial_runs(folder, "convnet3d", "cell") == [{"top1": 40.0}]
+    assert partial.load_partial_runs(folder, "convnet3d", "changed") == []  # another cell setting
+    assert partial.load_partial_runs(folder, "videomae", "cell") == []
+    assert (tmp_path / partial.MARKER).is_file() and not list(folder.glob("*.tmp"))
+    partial.remove_partial(folder)
+    assert not (tmp_path / "partial").exists()  # the last open cell gone: the folder and its marker too
+
+
+class _Killed(BaseException):
+    """Stands for a kill (SIGTERM, the end of a session) between two student runs."""
+
+
+@pytest.mark.slow
+def test_a_killed_benchmark_resumes_inside_its_cell(tmp_path, run_recipe, monkeypatch):
+    import hf_vdd.benchmark_partial as partial
+    from hf_vdd.distillers.dm import DMDistiller
+
+    cmd = ["recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "dm", "--ipc", "1", "--runs", "2",
+           "--steps", "3", "--frame_size", "16", "--num_frames", "8", "--overrides", '{"dm": {"iterations": 1}}']
+    run_recipe(*cmd, "--output_dir", str(tmp_path / "whole"))
+    expected = json.loads((tmp_path / "whole" / "results" / "results.json").read_text())[0]
+    out = tmp_path / "killed"
+    save_runs = partial.save_partial_runs
+
+    def save_then_die(folder, student, key, runs):
+        save_runs(folder, student, key, runs)
+        raise _Killed
+
+    monkeypatch.setattr(partial, "save_partial_runs", save_then_die)
+    with pytest.raises(_Killed):
+        run_recipe(*cmd, "--output_dir", str(out))
+    monkeypatch.setattr(partial, "save_partial_runs", save_runs)
+    assert sorted(p.name for p in out.iterdir()) == ["partial"]  # killed in the first cell: no results yet
+    assert len(json.loads((out / "partial" / "toy-actions-ipc1-dm" / "runs-convnet3d.json").read_text())["runs"]) == 1
+    monkeypatch.setattr(DMDistiller, "__call__", lambda *a, **k: pytest.fail("distilled again"))
+    resumed = run_recipe(*cmd, "--output_dir", str(out))
+    assert "the distilled set an interrupted run kept" in resumed.stdout
+    assert "1 student run(s) kept from an interrupted run" in resumed.stdout
+    record = json.loads((out / "results" / "results.json").read_text())[0]
+    assert [r["top1"] for r in record["runs"]] == [r["top1"] for r in expected["runs"]]  # as if never killed
+    assert record["top1"] == expected["top1"] and record["distill_seconds"] > 0  # the killed run's distillation
+    assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-dm"]  # partial/ removed

@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from hf_vdd.speed import IMPLS, doubled_videofolder, embedder_facts
+from hf_vdd.speed import IMPLS, embedder_facts
+from hf_vdd.speed_memory import doubled_videofolder
 
 
 def test_quick_writes_table_and_json(run_recipe, tmp_path):
