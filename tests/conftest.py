@@ -15,8 +15,10 @@ from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._pytree import tree_leaves  # noqa: E402
 
 from hf_vdd.data import toy_actions  # noqa: E402
-from hf_vdd.utils import shared_data_dir  # noqa: E402
+from hf_vdd.utils import keep_freed_memory, shared_data_dir  # noqa: E402
 from tests.helpers import REPO, RecipeResult, TwoProcessRuns, write_video  # noqa: E402
+
+keep_freed_memory()  # the allocator settings every recipe runs with (the in-process recipe tests set them anyway)
 
 
 @pytest.fixture(scope="session")
