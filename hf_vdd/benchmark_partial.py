@@ -55,6 +55,7 @@ def save_partial_set(data: DistillationOutput, folder: Path, key: str, extra: di
     """Keep `data` (every field, tensors at full precision) and `extra` (JSON) under `folder` for a resumed run
     with settings `key`."""
     _make(folder)
+    (folder / "set.json").unlink(missing_ok=True)  # first: a kill below must not leave new tensors under an old key
     tensors = {f"videos.{i}": v.contiguous() for i, v in enumerate(data.videos)}
     tensors |= {name: getattr(data, name).contiguous() for name in _TENSORS if getattr(data, name) is not None}
     rest = {f.name: getattr(data, f.name) for f in dataclasses.fields(data) if f.name not in ("videos", *_TENSORS)}
