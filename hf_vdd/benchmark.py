@@ -364,7 +364,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
                            + ("" if args.protocol == "fast" else f", {args.protocol}"))  # what the student ran
-                key, folder = settings_key(settings), partial.partial_dir(out, name)
+                key, folder = settings_key(settings | {"set": set_key}), partial.partial_dir(out, name)
                 kept_runs = partial.load_partial_runs(folder, student, key)
                 if kept_runs and main_proc:
                     print(f"{dataset} {method} ipc={ipc} [{student}]: {len(kept_runs)} student run(s) kept from an "
