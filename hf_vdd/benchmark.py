@@ -319,10 +319,11 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             # variants that differ only in student training (e.g. realism@hard) reuse the distilled set
             memo_key = (dataset, method.split("@")[0], ipc, json.dumps(kwargs, sort_keys=True))
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
+            folder = partial.partial_dir(out, name)  # the open cell's kept work
             set_key = settings_key({"dataset": str(dataset), "memo": memo_key, "seed": args.seed, "size": size,
                                     "frames": frames, "pool_dir": args.pool_dir, "hf_vdd_version": __version__})
             kept = (None if ipc is None or memo_key in distilled_sets
-                    else partial.load_partial_set(partial.partial_dir(out, name), set_key))
+                    else partial.load_partial_set(folder, set_key))
             if ipc is None:
                 with PeakMemory() as cost:
                     data = train
@@ -332,8 +333,8 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             elif kept is not None:
                 data, cost = kept[0], PeakMemory.restored(kept[1])
                 if main_proc:
-                    print(f"{dataset} {method} ipc={ipc}: the distilled set an interrupted run kept in "
-                          f"{partial.partial_dir(out, name)}", flush=True)
+                    print(f"{dataset} {method} ipc={ipc}: the distilled set an interrupted run kept in {folder}",
+                          flush=True)
             else:
                 with PeakMemory() as cost:
                     cls = get_distiller(method.split("@")[0])
@@ -346,7 +347,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             if ipc is not None:
                 distilled_sets[memo_key] = (data, cost)
                 if main_proc and kept is None:  # kept until the cell is recorded: a killed run does not distil again
-                    partial.save_partial_set(data, partial.partial_dir(out, name), set_key, extra=cost.to_dict())
+                    partial.save_partial_set(data, folder, set_key, extra=cost.to_dict())
             for student in args.students:
                 settings = cell_settings(args, overrides, size, frames, method, ipc, student)
                 if ((dataset, method, ipc, student), settings_key(settings)) in done:
@@ -364,7 +365,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
                            + ("" if args.protocol == "fast" else f", {args.protocol}"))  # what the student ran
-                key, folder = settings_key(settings | {"set": set_key}), partial.partial_dir(out, name)
+                key = settings_key(settings | {"set": set_key})
                 kept_runs = partial.load_partial_runs(folder, student, key)
                 if kept_runs and main_proc:
                     print(f"{dataset} {method} ipc={ipc} [{student}]: {len(kept_runs)} student run(s) kept from an "
@@ -394,5 +395,5 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                           else None, overwrite=True)
             if main_proc:
                 save_results_repo(records, out / "results", args.hub_repo_id or "<org>/hf_vdd-benchmark", command)
-                partial.remove_partial(partial.partial_dir(out, name))  # recorded: nothing left to resume
+                partial.remove_partial(folder)  # recorded: nothing left to resume
     return records
