@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .data.distilled import DistillationOutput
+from .utils import atomic_file
 
 PARTIAL = "partial"
 MARKER = f"{PARTIAL}/hf_vdd_partial.txt"  # marks `<output_dir>` as a benchmark's before its first cell is recorded
@@ -46,9 +46,8 @@ def _make(folder: Path) -> None:
 
 def _replace_text(path: Path, text: str) -> None:
     _make(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_partial_set(data: DistillationOutput, folder: Path, key: str, extra: dict | None = None) -> None:
@@ -61,9 +60,8 @@ def save_partial_set(data: DistillationOutput, folder: Path, key: str, extra: di
     rest = {f.name: getattr(data, f.name) for f in dataclasses.fields(data) if f.name not in ("videos", *_TENSORS)}
     meta = {"key": key, "stacked": isinstance(data.videos, torch.Tensor), "num_videos": len(data.videos),
             "fields": rest, "extra": extra or {}}
-    tmp = folder / "set.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, folder / "set.safetensors")
+    with atomic_file(folder / "set.safetensors") as tmp:
+        save_file(tensors, str(tmp))
     _replace_text(folder / "set.json", json.dumps(meta, default=str))  # last: the marker that the set is whole
 
 

@@ -195,6 +195,20 @@ def check_replaceable(target: Path, marker: str | tuple[str, ...] | None) -> Non
 
 
 @contextlib.contextmanager
+def atomic_file(target: str | os.PathLike):
+    """Yield a temporary path beside the file `target`; move it onto `target` (`os.replace`) only if the block
+    succeeds, so a reader or a killed process never sees a half-written file. On error the temporary file is
+    removed and `target` is left as it was."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}{_TMP}{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike, marker: str | tuple[str, ...] | None = None):
     """Yield a temporary folder beside `target`; move it into place only if the block succeeds.
 

@@ -10,6 +10,7 @@ import torch
 
 from hf_vdd.utils import (
     OutputExistsError,
+    atomic_file,
     atomic_folder,
     check_output_dir,
     keep_freed_memory,
@@ -92,6 +93,21 @@ def test_atomic_folder_replaces_only_its_own_and_keeps_the_old_on_error(user_fol
     assert (target / "mark").read_text() == "v3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "set"]  # no temporary folder left
 
+
+
+def test_atomic_file_replaces_the_file_only_when_the_write_succeeds(tmp_path):
+    target = tmp_path / "runs.json"
+    with atomic_file(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        tmp.write_text("v1")
+        assert not target.exists()  # nothing visible before the block ends
+    assert target.read_text() == "v1"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.json"]  # the half-written file is gone
 
 KILL = """
 import os, shutil, signal, sys

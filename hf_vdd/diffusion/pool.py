@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
-from ..utils import get_logger, progress, runtime
+from ..utils import atomic_file, get_logger, progress, runtime
 
 logger = get_logger(__name__)
 
@@ -288,9 +288,8 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
         _check_manifest(pool_dir, manifest)
     elif is_main:
         (pool_dir / "data").mkdir(parents=True, exist_ok=True)
-        tmp = pool_dir / f".{POOL_MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, pool_dir / POOL_MANIFEST)
+        with atomic_file(pool_dir / POOL_MANIFEST) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=2))
     if accelerator is not None:
         accelerator.wait_for_everyone()
     (pool_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -310,9 +309,8 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
         with autocast():
             rows = _generate_shard(pipe, c, s, class_names, config, class_embeds)
         target = _shard_file(pool_dir, c, s)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(tmp))
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(tmp))
         made += len(rows["label"])
         bar.update(1)
         bar.set_postfix(videos_per_s=f"{made / (time.perf_counter() - start):.2f}")
