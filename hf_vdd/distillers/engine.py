@@ -70,7 +70,8 @@ class ClassParallelEngine:
         accelerator has a dynamo backend (`--compile`, or `accelerate launch --dynamo_backend`), one module is
         kept, its `embed` compiled once, and each iteration's weights copied in; if compiling fails (no compiler),
         a warning is logged and the eager module is used."""
-        fresh = fresh_embedder(seed, iteration, num_classes, widths)
+        fresh = fresh_embedder(seed, iteration, num_classes, widths,
+                               embedding=getattr(self.config, "embedding", "pooled"))
         if getattr(self.config, "channels_last", False):
             fresh = fresh.to(memory_format=torch.channels_last_3d)
         backend = self.dynamo_backend

@@ -21,14 +21,16 @@ from .base import DistillerConfig
 
 
 def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128, 128),
-                   device: torch.device | str | None = None) -> ConvNet3D:
+                   device: torch.device | str | None = None, embedding: str = "pooled") -> ConvNet3D:
     """A randomly initialised ConvNet3D for one DM iteration, frozen (DM samples a new network every iteration).
 
-    Initialised by the CPU generator (the same weights on every device), then moved to `device`."""
+    Initialised by the CPU generator (the same weights on every device), then moved to `device`. `embedding`:
+    what its `embed` returns (`ConvNet3D.embedding`)."""
     state = torch.random.get_rng_state()
     torch.manual_seed(derived_generator(seed, iteration, 1 << 20).initial_seed())
     net = ConvNet3D(num_classes=num_classes, widths=tuple(widths)).eval()
     torch.random.set_rng_state(state)
+    net.embedding = embedding
     for p in net.parameters():
         p.requires_grad_(False)
     return net.to(device) if device is not None else net
@@ -155,6 +157,11 @@ class MatchingConfig(DistillerConfig):
                 "the CPU: about 1.3-2x here). Changes results in the last bits, so off by default."})
     embed_widths: list[int] = field(default_factory=lambda: [64, 128, 128],
                                     metadata={"help": "Widths of the random ConvNet3D embedder."})
+    embedding: str = field(default="pooled", metadata={
+        "choices": ConvNet3D.EMBEDDINGS,
+        "help": "What the embedder's features are: `pooled` (hf_vdd's default) a spatial max and temporal mean, "
+                "128 numbers a clip; `flatten` the DM paper's and VDSD's, the whole last feature map flattened, "
+                "which keeps where and when (at 16x64x64: 8,192 numbers)."})
     checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save a checkpoint every N iterations (0 = never)."})
     checkpoint_dir: str | None = field(default=None, metadata={"help": "Where checkpoints go (recipes: "

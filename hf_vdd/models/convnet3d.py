@@ -15,8 +15,13 @@ class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["v
     and max over time.
 
     Input: `(N, T, C, H, W)` float in normalised space (see `hf_vdd.training.normalize`).
-    Output of `forward`: `(N, num_classes)` logits; `embed` gives `(N, widths[-1])` features for matching losses.
+    Output of `forward`: `(N, num_classes)` logits; `embed` gives the features matching losses compare, as the
+    attribute `embedding` says: `"pooled"` (default) `(N, widths[-1])`, a spatial max and temporal mean;
+    `"flatten"` the whole last feature map flattened, `(N, widths[-1] * T * H' * W')`, which keeps where and when a
+    feature fired (the DM paper's and VDSD's `embed`).
     """
+
+    EMBEDDINGS = ("pooled", "flatten")
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: tuple[int, ...] = (64, 128, 128),
                  kernel_size: tuple[int, int, int] = (3, 7, 7), dropout: float = 0.5):
@@ -33,6 +38,7 @@ class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["v
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Conv3d(c, num_classes, kernel_size=1)
         self.embed_dim = c
+        self.embedding = "pooled"  # not a constructor argument: the saved config of a student stays as it was
         for m in self.modules():  # He init: without normalisation layers the default init makes learning slow
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -48,7 +54,12 @@ class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["v
         return torch.amax(self.features(self._check(x)), dim=(3, 4), keepdim=True)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """`(N, T, C, H, W)` → `(N, D)`: spatial max, temporal mean (smooth in every frame, for matching)."""
+        """`(N, T, C, H, W)` → `(N, D)`: with `embedding="pooled"` a spatial max and temporal mean (D = widths[-1],
+        smooth in every frame); with `"flatten"` the last feature map flattened (D = widths[-1] · T · H' · W')."""
+        if self.embedding == "flatten":
+            return self.features(self._check(x)).flatten(1)
+        if self.embedding != "pooled":
+            raise ValueError(f"embedding must be one of {self.EMBEDDINGS}, got '{self.embedding}'.")
         return self.feature_map(x).flatten(2).mean(dim=2)
 
     def forward(self, x: torch.Tensor, sample_seeds: torch.Tensor | None = None) -> torch.Tensor:

@@ -21,6 +21,22 @@ def test_convnet3d_hub_round_trip(tmp_path):
     assert (tmp_path / "net" / "model.safetensors").is_file() and (tmp_path / "net" / "README.md").is_file()
 
 
+def test_convnet3d_embeddings():
+    net = ConvNet3D(num_classes=3, widths=(8, 16, 16)).eval()
+    x = torch.randn(2, 8, 3, 64, 64)
+    pooled = net.embed(x)
+    feats = net.features(x.transpose(1, 2))  # (N, 16, T, 2, 2) at 64x64
+    assert feats.shape == (2, 16, 8, 2, 2)
+    assert torch.allclose(pooled, feats.amax(dim=(3, 4)).mean(dim=2))
+    net.embedding = "flatten"
+    flat = net.embed(x)
+    assert flat.shape == (2, 16 * 8 * 2 * 2) and torch.equal(flat, feats.flatten(1))
+    assert not torch.equal(net.embed(x.flip(1)), flat)  # keeps when: time reversed, another embedding
+    net.embedding = "mean"
+    with pytest.raises(ValueError, match="embedding must be one of"):
+        net.embed(x)
+
+
 def test_convnet3d_rejects_bad_shape():
     with pytest.raises(ValueError, match=r"\(N, T, C, H, W\)"):
         ConvNet3D()(torch.randn(2, 3, 32, 32))
