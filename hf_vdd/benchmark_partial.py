@@ -5,7 +5,9 @@ hours (a DM distillation, then three students). While a cell is open, `<output_d
 
 - `set.json` + `set.safetensors`: the distilled set exactly as the distiller returned it (full precision; the
   published repo folder stores float sets as float16), with the key of the settings that made it;
-- `runs-<student>.json`: the student runs finished so far, with the key of the cell's settings.
+- `runs-<student>.json`: the student runs finished so far, with the key of the cell's settings;
+- with `--checkpointing_steps N`, `checkpoints-<set key>/`: the distiller's own checkpoints (DM, IDTD, DAViD)
+  every N iterations, so a distillation killed half-way resumes from its newest checkpoint (the same trajectory).
 
 A rerun with the same settings loads the set instead of distilling it again and trains only the missing runs. The
 result is the same as an uninterrupted run: each run re-seeds from `seed + run` (`training.evaluate_distilled`). A
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .checkpoints import list_checkpoints
 from .data.distilled import DistillationOutput
 from .utils import atomic_file
 
@@ -92,6 +95,23 @@ def load_partial_runs(folder: Path, student: str, key: str) -> list[dict]:
 
 def save_partial_runs(folder: Path, student: str, key: str, runs: list[dict]) -> None:
     _replace_text(folder / f"runs-{student}.json", json.dumps({"key": key, "runs": runs}, default=str))
+
+
+def checkpoint_settings(cls, folder: Path, set_key: str, steps: int, accelerator=None) -> dict:
+    """The config fields that make distiller `cls` checkpoint every `steps` iterations into the open cell's
+    `folder`, and resume from the newest checkpoint there; `{}` when `steps` is 0 or `cls` has no checkpoints.
+    None of these fields changes the distilled set, so they are not part of the cell's key; the folder is named by
+    `set_key`, so other settings never meet these checkpoints."""
+    known = {f.name for f in dataclasses.fields(cls.config_class)}
+    if not steps or not {"checkpointing_steps", "checkpoint_dir", "resume_from_checkpoint"} <= known:
+        return {}
+    ckpt = folder / f"checkpoints-{set_key[:16]}"
+    if accelerator is None or accelerator.is_main_process:
+        _make(folder)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return {"checkpointing_steps": steps, "checkpoint_dir": str(ckpt),
+            "resume_from_checkpoint": "latest" if list_checkpoints(ckpt) else None}
 
 
 def remove_partial(folder: Path) -> None:

@@ -67,6 +67,10 @@ class BenchmarkArgs:
         "help": "Student protocol: fast (this project's CPU budget: --steps/--batch_size) or a paper's preset "
                 "(vdsd, idtd, david, diffusion, realism; see README 'Evaluation protocols')."})
     force: bool = field(default=False, metadata={"help": "Recompute cells already in results.json."})
+    checkpointing_steps: int = field(default=0, metadata={
+        "help": "DM, IDTD and DAViD save a checkpoint every N iterations under <output_dir>/partial/<set>/, and a "
+                "rerun of a killed benchmark resumes the distillation from the newest (0 = off; no result "
+                "changes)."})
     readme: str | None = field(default=None, metadata={"help": "Also write the tables into this README between "
                                                              "`<!-- results:<output_dir name>:start/end -->`."})
     pool_dir: str | None = field(default=None, metadata={

@@ -187,3 +187,37 @@ def test_a_killed_benchmark_resumes_inside_its_cell(tmp_path, run_recipe, monkey
     assert [r["top1"] for r in record["runs"]] == [r["top1"] for r in expected["runs"]]  # as if never killed
     assert record["top1"] == expected["top1"] and record["distill_seconds"] > 0  # the killed run's distillation
     assert sorted(p.name for p in out.iterdir()) == ["results", "toy-actions-ipc1-dm"]  # partial/ removed
+
+
+def test_a_benchmark_killed_mid_distillation_resumes_from_its_checkpoint(tmp_path, run_recipe, monkeypatch):
+    from hf_vdd.distillers.dm import DMDistiller
+
+    cmd = ["recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "dm", "--ipc", "1", "--runs", "1",
+           "--steps", "2", "--frame_size", "16", "--num_frames", "8", "--checkpointing_steps", "2",
+           "--overrides", '{"dm": {"iterations": 4}}']
+    run_recipe(*cmd, "--output_dir", str(tmp_path / "whole"))
+    out, step, seen = tmp_path / "killed", DMDistiller.step, []
+
+    def step_until_3(self, sampler, it, *a, **k):
+        if it == 3:
+            raise _Killed
+        return step(self, sampler, it, *a, **k)
+
+    monkeypatch.setattr(DMDistiller, "step", step_until_3)
+    with pytest.raises(_Killed):
+        run_recipe(*cmd, "--output_dir", str(out))
+    (ckpts,) = (out / "partial" / "toy-actions-ipc1-dm").glob("checkpoints-*")
+    assert [p.name for p in ckpts.iterdir()] == ["checkpoint-2"]
+
+    def counted(self, sampler, it, *a, **k):
+        seen.append(it)
+        return step(self, sampler, it, *a, **k)
+
+    monkeypatch.setattr(DMDistiller, "step", counted)
+    run_recipe(*cmd, "--output_dir", str(out))
+    assert seen == [2, 3]  # resumed from checkpoint-2, not from iteration 0
+    resumed, whole = (load_distilled(d / "toy-actions-ipc1-dm") for d in (out, tmp_path / "whole"))
+    assert torch.equal(torch.stack(resumed.videos), torch.stack(whole.videos))  # the same trajectory
+    record, expected = (json.loads((d / "results" / "results.json").read_text())[0] for d in (out, tmp_path / "whole"))
+    assert record["top1"] == expected["top1"] and record["settings_key"] == expected["settings_key"]
+    assert not (out / "partial").exists()  # recorded: the checkpoints went with the cell's partial folder
