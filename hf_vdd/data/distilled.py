@@ -165,6 +165,11 @@ class DistillationOutput:
                             "| class | frames stored |\n|---|---|\n" + rows)
         if self.stats.get("teacher"):  # DAViD, Realism: `Teacher.info()`, where the head's logits come from
             sections.append(teacher_section(self.stats["teacher"]))
+        if self.config.get("embedding") == "pooled":  # DM, IDTD, DAViD: say where the matching departs from DM's
+            sections.append("## Matching embedding\n\nMatched with `embedding: pooled`, hf_vdd's default: each "
+                            "clip's features are the random ConvNet3D's spatial max, averaged over time. The DM "
+                            "paper and VDSD match the whole flattened feature map instead; `--embedding flatten` "
+                            "does that (with a smaller `--lr_img`: its gradients are about 20x larger).")
         if self.stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
             skipped = self.stats["skipped_videos"]
             sections.append(f"## Skipped source videos\n\n{len(skipped)} unreadable or truncated video(s) of the "

@@ -43,7 +43,7 @@ def test_dm_reduces_matching_loss(train_set):
     assert len(out.stats["loss_curve"]) == 40 and out.stats["seconds_per_iteration"] > 0
 
 
-def test_flatten_embedding_matches_the_whole_feature_map(train_set):
+def test_flatten_embedding_matches_the_whole_feature_map(train_set, tmp_path):
     """`embedding="flatten"` (the DM paper's and VDSD's) reduces its own matching loss and makes another set."""
     cfg = dict(ipc=1, iterations=40, init="noise", augment_strength=0.0, **SMALL)
     d = DMDistiller(DMConfig(**cfg, embedding="flatten", lr_img=1.0))  # its gradients are larger: lr 5 diverges
@@ -57,6 +57,9 @@ def test_flatten_embedding_matches_the_whole_feature_map(train_set):
     assert out.config["embedding"] == "flatten"
     pooled = DMDistiller(DMConfig(**cfg, lr_img=1.0))(train_set)
     assert not torch.allclose(out.videos, pooled.videos)
+    cards = {name: (s.save(tmp_path / name) / "README.md").read_text() for name, s in
+             (("flatten", out), ("pooled", pooled))}
+    assert "## Matching embedding" in cards["pooled"] and "## Matching embedding" not in cards["flatten"]
     with pytest.raises(HfVddError, match="embedding must be one of"):  # refused before any work
         DMConfig(**cfg, embedding="mean")
 
