@@ -341,8 +341,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     source = (load_pool(args.pool_dir, class_names=train.class_names)
                               if getattr(cls, "needs_pool", False) else train)
                     real = {"real": train} if getattr(cls, "needs_real", False) else {}  # DM-MMD
-                    resume = partial.checkpoint_settings(cls, folder, set_key,
-                                                         getattr(args, "checkpointing_steps", 0), accelerator)
+                    resume = partial.checkpoint_settings(cls, folder, set_key, args.checkpointing_steps, accelerator)
                     data = cls(ipc=ipc, seed=args.seed, **kwargs, **resume)(source, accelerator=accelerator, **real)
                     if getattr(cls, "needs_pool", False):  # a pool of another shape: resized to the student's
                         data = student_shaped(data, frames, size)
