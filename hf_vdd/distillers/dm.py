@@ -90,8 +90,8 @@ class DMDistiller(Distiller):
             net, autocast = engine.embedder(cfg.seed, it, num_classes, cfg.embed_widths), engine.autocast
         else:
             device = next(iter(syn.values())).device
-            net, autocast = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device,
-                                                    cfg.embedding), contextlib.nullcontext
+            net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device, cfg.embedding)
+            autocast = contextlib.nullcontext
         total = 0
         for c, x in syn.items():
             loss = self.class_loss(net, sampler, it, c, denormalize(expand(c, x) if expand else x), autocast)
