@@ -169,6 +169,13 @@ def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
     recs = [r for r in records if r.get("student", "convnet3d") == "convnet3d"]
     datasets = list(dict.fromkeys(r["dataset"] for r in recs))
     written = []
+
+    def save(fig, path: Path) -> None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, d in zip(axes[0], datasets):
         for m in dict.fromkeys(r["method"] for r in recs if r["dataset"] == d and r["ipc"] is not None):
@@ -182,20 +189,14 @@ def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
         ax.set_xscale("log")
         ax.set(title=d, xlabel="IPC", ylabel="top-1 (%)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "accuracy_vs_ipc.png", dpi=110)
-    plt.close(fig)
-    written.append(folder / "accuracy_vs_ipc.png")
+    save(fig, folder / "accuracy_vs_ipc.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in recs:
         if r.get("stored_bytes"):
             ax.scatter(r["stored_bytes"] / 2**20, r["top1"]["mean"])
             ax.annotate(f"{r['method']}@{r['ipc']}", (r["stored_bytes"] / 2**20, r["top1"]["mean"]), fontsize=6)
     ax.set(xscale="log", xlabel="stored MB", ylabel="top-1 (%)", title="accuracy vs storage")
-    fig.tight_layout()
-    fig.savefig(folder / "accuracy_vs_storage.png", dpi=110)
-    plt.close(fig)
-    written.append(folder / "accuracy_vs_storage.png")
+    save(fig, folder / "accuracy_vs_storage.png")
     for d in datasets:
         rows = [r for r in recs if r["dataset"] == d]
         names = rows[0].get("class_names") or [str(i) for i in range(len(rows[0]["per_class"]))]
@@ -206,11 +207,7 @@ def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
         ax.set_yticks(range(len(rows)), [f"{r['method']} {r['ipc'] or 'all'}" for r in rows], fontsize=7)
         fig.colorbar(im, ax=ax, label="accuracy (%)")
         ax.set_title(f"{d}: per-class accuracy")
-        fig.tight_layout()
-        path = folder / f"per_class_{Path(d).name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        save(fig, folder / f"per_class_{Path(d).name}.png")
     return written
 
 
@@ -269,14 +266,15 @@ def check_overrides(overrides: dict, methods: list[str]) -> None:
 
 
 def cell_settings(args, overrides: dict, frame_size: int, num_frames: int, method: str,
-                  ipc: int | None, student: str) -> dict:
-    """Everything that changes a cell's numbers: a stored cell is reused only when these are equal."""
+                  ipc: int | None, student: str, amp: dict | None = None) -> dict:
+    """Everything that changes a cell's numbers: a stored cell is reused only when these are equal. `amp` is
+    `{"mixed_precision": ...}` when the run autocasts (distillation and students), empty in fp32."""
     kwargs = overrides.get(method, {})
     return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
             "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
             "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
             "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "protocol": args.protocol,
-            "hf_vdd_version": __version__}
+            "hf_vdd_version": __version__} | (amp or {})
 
 
 def update_readme(readme: Path, key: str, table: str) -> None:
@@ -295,7 +293,8 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     each distilled set and the results folder after every cell, and inside an open cell keeps the set and each
     finished student run under `partial/` (`benchmark_partial`): a killed run resumes where it stopped. Returns the
     records."""
-    main_proc = accelerator.is_main_process
+    main_proc, precision = accelerator.is_main_process, str(accelerator.mixed_precision)
+    amp = {} if precision == "no" else {"mixed_precision": precision}  # fp32 keys stay what they always were
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     for dataset in args.datasets:
@@ -303,7 +302,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
         todo = [c for c in cells if not all(
-            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s))) in done
+            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s, amp))) in done
             for s in args.students)]
         if not todo:
             continue
@@ -321,7 +320,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             folder = partial.partial_dir(out, name)  # the open cell's kept work
             set_key = settings_key({"dataset": str(dataset), "memo": memo_key, "seed": args.seed, "size": size,
-                                    "frames": frames, "pool_dir": args.pool_dir, "hf_vdd_version": __version__})
+                                    "frames": frames, "pool_dir": args.pool_dir, "hf_vdd_version": __version__} | amp)
             kept = (None if ipc is None or memo_key in distilled_sets
                     else partial.load_partial_set(folder, set_key))
             if ipc is None:
@@ -350,7 +349,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 if main_proc and kept is None:  # kept until the cell is recorded: a killed run does not distil again
                     partial.save_partial_set(data, folder, set_key, extra=cost.to_dict())
             for student in args.students:
-                settings = cell_settings(args, overrides, size, frames, method, ipc, student)
+                settings = cell_settings(args, overrides, size, frames, method, ipc, student, amp)
                 if ((dataset, method, ipc, student), settings_key(settings)) in done:
                     continue
                 stale = [r for r in records if cell_key(r) == (dataset, method, ipc, student)]
@@ -365,7 +364,8 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                                                | train_kwargs)
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
-                           + ("" if args.protocol == "fast" else f", {args.protocol}"))  # what the student ran
+                           + ("" if args.protocol == "fast" else f", {args.protocol}") + "".join(
+                               f", {v}" for v in amp.values()))  # what the student ran
                 key = settings_key(settings | {"set": set_key})
                 kept_runs = partial.load_partial_runs(folder, student, key)
                 if kept_runs and main_proc:

@@ -108,6 +108,40 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     assert no_pool.returncode == 2 and "pass --pool_dir" in no_pool.stderr
 
 
+def test_a_mixed_precision_run_is_its_own_setting(tmp_path, run_recipe, monkeypatch):
+    """Autocast changes a cell's numbers: a bf16 run re-runs an fp32 cell instead of reusing it, under a bf16
+    accelerator, and its record and setting column say bf16; fp32 cells keep the settings keys they always had."""
+    import numpy as np
+    from accelerate.state import AcceleratorState
+
+    import hf_vdd.benchmark as bench
+    from hf_vdd.metrics import classification_metrics, summarize_runs
+
+    precisions = []
+
+    def evaluate(data, test, config, accelerator=None, **kwargs):  # the students' work is not what is tested
+        precisions.append(str(accelerator.mixed_precision))
+        labels = np.arange(test.num_classes)
+        return summarize_runs([classification_metrics(np.eye(test.num_classes), labels, test.num_classes)], 0.0, {})
+
+    monkeypatch.setattr(bench, "evaluate_distilled", evaluate)
+    out = tmp_path / "bench"
+    cmd = ["recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "random", "--ipc", "1", "--runs", "1",
+           "--frame_size", "16", "--num_frames", "8", "--output_dir", str(out)]
+    run_recipe(*cmd)
+    (fp32,) = json.loads((out / "results" / "results.json").read_text())
+    try:  # one process keeps Accelerate's first state: reset it, as a new `python recipes/...` process would be
+        AcceleratorState._reset_state(reset_partial_state=True)
+        bf16 = run_recipe(*cmd, "--mixed_precision", "bf16", env={"ACCELERATE_MIXED_PRECISION": "no"})  # undone after
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert "settings changed since the stored result" in bf16.stdout and precisions == ["no", "bf16"]
+    (record,) = json.loads((out / "results" / "results.json").read_text())
+    assert "mixed_precision" not in fp32["settings"] and not fp32["setting"].endswith("bf16")
+    assert record["settings"]["mixed_precision"] == "bf16" and record["setting"].endswith("bs 32, bf16")
+    assert record["settings_key"] != fp32["settings_key"]
+
+
 @pytest.mark.parametrize("overrides, message", [
     ('{"dm": {"iterationz": 5}}', "unknown field(s) ['iterationz']"),
     ('{"dm": {"train": {"stepz": 5}}}', "unknown field(s) ['train.stepz']"),
