@@ -1,5 +1,8 @@
 """The shared teacher: trained once on the real split and cached, or loaded from a folder (ConvNet3D, VideoMAE)."""
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +32,29 @@ def test_trained_teacher_is_cached_and_beats_chance(train_set, tmp_path):
     again = load_teacher(None, train_set, config, cache_dir=tmp_path, show_progress=False)
     assert torch.allclose(again.probs(videos), probs)  # reused from disk, not retrained
     assert teacher.features(videos[:3]).shape == (3, 128)
+
+
+def test_a_teacher_trained_under_bf16_is_cached_apart_from_the_fp32_one(train_set, tmp_path):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from hf_vdd.teacher import _cache_key
+
+    config = TrainConfig(steps=1, batch_size=8)
+    folders = []
+    try:
+        for precision in ("no", "bf16"):
+            AcceleratorState._reset_state(reset_partial_state=True)
+            load_teacher(None, train_set, config, cache_dir=tmp_path, show_progress=False,
+                         accelerator=Accelerator(cpu=True, mixed_precision=precision))
+            folders.append(sorted(p.name for p in tmp_path.iterdir()))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    fp32 = f"convnet3d-{_cache_key(train_set, replace(config, runs=1, show_progress=False))}"
+    assert folders[0] == [fp32]  # the fp32 key is the one caches written before mixed precision carry
+    assert len(folders[1]) == 2 and fp32 in folders[1]  # bf16 trained its own teacher, not the fp32 one reused
+    (bf16,) = set(folders[1]) - {fp32}
+    assert json.loads((tmp_path / bf16 / "teacher.json").read_text())["mixed_precision"] == "bf16"
 
 
 def test_saved_teachers_load_and_resize_inputs(train_set, tmp_path):

@@ -220,10 +220,13 @@ def _check_manifest(pool_dir: Path, manifest: dict) -> None:
                          f"{old['class_names'][:6]}..., not for '{manifest['dataset']}' "
                          f"{manifest['class_names'][:6]}...; use another --pool_dir.")
     keys = ("videos_per_class", "num_frames", "frame_size", "num_inference_steps", "guidance_scale",
-            "prompt_template", "shard_size", "seed", "generator")
-    diff = {k: (old["config"].get(k) if k != "generator" else old.get(k),
-                manifest["config"].get(k) if k != "generator" else manifest.get(k)) for k in keys}
-    diff = {k: v for k, v in diff.items() if v[0] != v[1]}
+            "prompt_template", "shard_size", "seed")
+
+    def settings(m: dict) -> dict:  # a pool from before mixed precision was recorded was generated in fp32
+        return {k: m["config"].get(k) for k in keys} | {"generator": m.get("generator"),
+                                                         "mixed_precision": m.get("mixed_precision", "no")}
+
+    diff = {k: (a, b) for (k, a), b in zip(settings(old).items(), settings(manifest).values()) if a != b}
     if diff:
         raise ValueError(f"The pool at {pool_dir} was made with other settings {diff} (existing, requested); use "
                          f"another --pool_dir or the same settings.")
@@ -283,6 +286,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     is_main = accelerator is None or accelerator.is_main_process
     manifest = {"dataset": dataset, "generator": str(generator), "class_names": list(class_names),
                 "config": asdict(config), "class_embeddings": class_embeds is not None,
+                "mixed_precision": str(accelerator.mixed_precision) if accelerator else "no",  # autocast: other pixels
                 "format": "hf_vdd generation pool v1"}
     if (pool_dir / POOL_MANIFEST).is_file():
         _check_manifest(pool_dir, manifest)

@@ -105,10 +105,13 @@ def _is_toy(dataset: str) -> bool:
     return str(dataset) in ("toy-actions", "toy_actions")
 
 
-def _cache_folder(kind: str, train_set, config) -> Path:
-    """`<cache>/<kind>/tiny-<kind>-<hash>`: keyed by the data and the training config that built the model."""
+def _cache_folder(kind: str, train_set, config, accelerator=None) -> Path:
+    """`<cache>/<kind>/tiny-<kind>-<hash>`: keyed by the data and the training config that built the model, and the
+    accelerator's autocast when it has one (fp32 keys are what they were before mixed precision existed)."""
     facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
              "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(config)}
+    precision = "no" if accelerator is None else str(accelerator.mixed_precision)
+    facts |= {} if precision == "no" else {"mixed_precision": precision}
     return cache_root() / kind / f"tiny-{kind}-{_key(facts)}"
 
 
@@ -118,7 +121,7 @@ def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
     cfg = LatteFinetuneConfig(steps=args.default_finetune_steps, vae_steps=args.default_vae_steps, batch_size=8,
                               lr=1e-3, prompt_template=args.prompt_template, seed=0)
-    folder = _cache_folder("latte", train_set, cfg)
+    folder = _cache_folder("latte", train_set, cfg, accelerator)
     if not (folder / "model_index.json").is_file():
         logger.info(f"building the default generator: a tiny Latte fine-tuned on {train_set.name} -> {folder}")
         pipe = tiny_latte_pipeline(train_set.class_names, train_set.num_frames, train_set.frame_size, seed=0,
@@ -135,7 +138,7 @@ def default_encoder(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
     config = TrainConfig(student="videomae", steps=args.default_encoder_steps, batch_size=16, lr=0.05, runs=1, seed=0,
                          show_progress=accelerator.is_local_main_process)
-    folder = _cache_folder("videomae", train_set, config)
+    folder = _cache_folder("videomae", train_set, config, accelerator)
     if not (folder / "config.json").is_file():
         logger.info(f"building the default encoder: a tiny VideoMAE classifier trained on {train_set.name} -> "
                     f"{folder}")

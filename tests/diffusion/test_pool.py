@@ -1,4 +1,5 @@
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -54,6 +55,10 @@ def test_pool_errors(pool_dir, latte_dir, tmp_path):
     with pytest.raises(ValueError, match="other settings.*videos_per_class"):
         generate_pool(pipe, CLASSES, pool_dir, small_pool_config(videos_per_class=9), dataset="tiny",
                       generator=str(latte_dir))
+    bf16 = SimpleNamespace(mixed_precision="bf16", process_index=0, num_processes=1, is_main_process=True)
+    with pytest.raises(ValueError, match=r"other settings \{'mixed_precision': \('no', 'bf16'\)\}"):
+        generate_pool(pipe, CLASSES, pool_dir, small_pool_config(), dataset="tiny", generator=str(latte_dir),
+                      accelerator=bf16)  # an fp32 pool is never completed with bf16 videos
     with pytest.raises(ValueError, match="do not match the dataset's"):
         load_pool(pool_dir, ["a", "b", "c"])
     with pytest.raises(ValueError, match="use --pool_num_frames 8"):

@@ -88,3 +88,20 @@ def test_selection_runs_give_one_result_per_seed_with_mean_and_std(clips, videom
     report = evaluate_selections(once, test, config, runs=3)
     assert len(report.runs) == 3 and {r["selection"] for r in report.runs} == {0}
     assert report.config["selections"] == 1
+
+
+def test_default_models_trained_under_bf16_are_cached_apart(tmp_path, monkeypatch):
+    """The default Latte and VideoMAE encoder are cached by what built them, autocast included; an fp32 key is
+    the one caches written before mixed precision carry."""
+    from hf_vdd.diffusion.select import _cache_folder
+
+    monkeypatch.setenv("HF_VDD_CACHE", str(tmp_path))
+    class Data(list):  # what the cache key reads of a train split
+        name, class_names, num_frames, frame_size = "toy-actions:train", ["a", "b"], 8, 32
+
+    data = Data([0, 1, 2, 3])
+    config = TrainConfig(steps=3)
+    before = _cache_folder("videomae", data, config)
+    fp32 = _cache_folder("videomae", data, config, SimpleNamespace(mixed_precision="no"))
+    bf16 = _cache_folder("videomae", data, config, SimpleNamespace(mixed_precision="bf16"))
+    assert fp32 == before and bf16 != fp32 and bf16.parent == fp32.parent == tmp_path / "videomae"
