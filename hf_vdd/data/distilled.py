@@ -170,6 +170,11 @@ class DistillationOutput:
                             "clip's features are the random ConvNet3D's spatial max, averaged over time. The DM "
                             "paper and VDSD match the whole flattened feature map instead; `--embedding flatten` "
                             "does that (with a smaller `--lr_img`: its gradients are about 20x larger).")
+        if self.stats.get("mixed_precision"):  # the engine's autocast: another set than fp32's
+            mp = self.stats["mixed_precision"]
+            sections.append(f"## Mixed precision\n\nDistilled with `--mixed_precision {mp}`: the matching embedders "
+                            f"ran in {mp}, while the synthetic pixels, losses and optimiser state stayed fp32. The "
+                            f"same command without the flag (fp32) gives other pixels.")
         if self.stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
             skipped = self.stats["skipped_videos"]
             sections.append(f"## Skipped source videos\n\n{len(skipped)} unreadable or truncated video(s) of the "

@@ -74,7 +74,7 @@ def test_the_device_check_catches_a_tensor_left_on_the_cpu(train_set, meta_accel
     assert meta_accelerator.device_calls["conv3d", "cpu"] > 0 and not on_device_only(meta_accelerator)
 
 
-def test_bf16_autocasts_the_embedder_and_keeps_pixels_fp32(train_set, monkeypatch):
+def test_bf16_autocasts_the_embedder_and_keeps_pixels_fp32(train_set, monkeypatch, tmp_path):
     """`mixed_precision="bf16"`: the embedder's forwards run in bf16, the synthetic pixels stay fp32 and end close
     to (not equal to) the fp32 run's; without mixed precision the run is the accelerator-free one, bit for bit."""
     from accelerate import Accelerator
@@ -99,6 +99,10 @@ def test_bf16_autocasts_the_embedder_and_keeps_pixels_fp32(train_set, monkeypatc
     assert set(dtypes) == {torch.bfloat16} and bf16.videos.dtype == torch.float32
     gap = (bf16.videos - reference.videos).abs()
     assert 0 < gap.max() and gap.mean() < 0.05
+    assert bf16.stats["mixed_precision"] == "bf16" and "mixed_precision" not in fp32.stats  # the cards say so
+    cards = {name: (out.save(tmp_path / name) / "README.md").read_text() for name, out in (("fp32", fp32),
+                                                                                           ("bf16", bf16))}
+    assert "## Mixed precision" in cards["bf16"] and "## Mixed precision" not in cards["fp32"]
 
 
 def test_compiled_embedder_matches_eager_and_falls_back_with_a_warning(train_set, monkeypatch, caplog):
