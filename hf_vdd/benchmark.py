@@ -28,7 +28,7 @@ from .diffusion.select import student_shaped
 from .distillers import get_distiller
 from .hub import check_models, render_dataset_card
 from .training import TrainConfig, evaluate_distilled, protocol_config
-from .utils import atomic_folder
+from .utils import atomic_folder, precision_key
 from .version import __version__
 
 
@@ -293,8 +293,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     each distilled set and the results folder after every cell, and inside an open cell keeps the set and each
     finished student run under `partial/` (`benchmark_partial`): a killed run resumes where it stopped. Returns the
     records."""
-    main_proc, precision = accelerator.is_main_process, str(accelerator.mixed_precision)
-    amp = {} if precision == "no" else {"mixed_precision": precision}  # fp32 keys stay what they always were
+    main_proc, amp = accelerator.is_main_process, precision_key(accelerator)
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     for dataset in args.datasets:

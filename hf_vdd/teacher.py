@@ -36,7 +36,7 @@ from .data.decoding import normalize
 from .data.loading import VideoClassificationSet
 from .models import ConvNet3D
 from .training import TrainConfig, train_student
-from .utils import atomic_folder, progress
+from .utils import atomic_folder, precision_key, progress
 
 if TYPE_CHECKING:
     from .models.videomae import VideoMAEStudent
@@ -120,14 +120,14 @@ class Teacher(nn.Module):
     forward = logits
 
 
-def _cache_key(train_set: VideoClassificationSet, config: TrainConfig, precision: str = "no") -> str:
+def _cache_key(train_set: VideoClassificationSet, config: TrainConfig, amp: dict | None = None) -> str:
     """The trained teacher's cache name: its data and training, and the autocast it trained under (fp32 keys omit
     it, so they are what they were before mixed precision existed)."""
     facts = {"name": train_set.name, "classes": train_set.class_names, "n": len(train_set),
              "labels": hashlib.sha1(train_set.labels.tobytes()).hexdigest(), "num_frames": train_set.num_frames,
              "frame_size": train_set.frame_size, "interval": train_set.interval,
              "train": {k: v for k, v in asdict(config).items() if k not in ("show_progress", "runs")}}
-    facts |= {} if precision == "no" else {"mixed_precision": precision}
+    facts |= amp or {}  # `precision_key`: empty in fp32
     return hashlib.sha1(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -154,8 +154,8 @@ def load_teacher(teacher: str | os.PathLike | None, train_set: VideoClassificati
     if teacher is not None:
         return _load_saved(str(teacher), train_set, teacher_head, accelerator, show_progress, eval_set)
     config = replace(train_config or TEACHER_TRAIN_DEFAULTS, runs=1, show_progress=show_progress)
-    precision = "no" if accelerator is None else str(accelerator.mixed_precision)  # bf16 trains another teacher
-    folder = Path(cache_dir or default_cache_dir()) / f"convnet3d-{_cache_key(train_set, config, precision)}"
+    amp = precision_key(accelerator)  # bf16 trains another teacher
+    folder = Path(cache_dir or default_cache_dir()) / f"convnet3d-{_cache_key(train_set, config, amp)}"
     if (folder / "config.json").is_file():
         cached = _load_saved(str(folder), train_set)
         cached.head = "ConvNet3D trained on the real train split (cached)"
@@ -170,7 +170,8 @@ def load_teacher(teacher: str | os.PathLike | None, train_set: VideoClassificati
             model.save_pretrained(tmp)
             (Path(tmp) / "teacher.json").write_text(json.dumps(
                 {"source": train_set.name, "class_names": train_set.class_names, "num_frames": train_set.num_frames,
-                 "frame_size": train_set.frame_size, "train_config": asdict(config), "mixed_precision": precision},
+                 "frame_size": train_set.frame_size, "train_config": asdict(config),
+                 "mixed_precision": amp.get("mixed_precision", "no")},
                 indent=2))
     if accelerator is not None:
         accelerator.wait_for_everyone()

@@ -332,6 +332,14 @@ def runtime(accelerator=None) -> tuple[torch.device, Callable]:
     return accelerator.device, accelerator.autocast
 
 
+def precision_key(accelerator=None) -> dict:
+    """`{"mixed_precision": "bf16"}` (or fp16) when `accelerator` autocasts, `{}` in fp32 or without one. Merged into
+    every key that reuses work (benchmark cells, teacher and default-model caches, pool manifests, distillation
+    stats): autocast changes the numbers, and fp32 keys stay what they were before mixed precision existed."""
+    precision = "no" if accelerator is None else str(accelerator.mixed_precision)
+    return {} if precision == "no" else {"mixed_precision": precision}
+
+
 MALLOC_ENV = "HF_VDD_MALLOC"  # `system`: keep glibc's default allocator settings
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
-from ..utils import atomic_file, get_logger, progress, runtime
+from ..utils import atomic_file, get_logger, precision_key, progress, runtime
 
 logger = get_logger(__name__)
 
@@ -286,8 +286,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     is_main = accelerator is None or accelerator.is_main_process
     manifest = {"dataset": dataset, "generator": str(generator), "class_names": list(class_names),
                 "config": asdict(config), "class_embeddings": class_embeds is not None,
-                "mixed_precision": str(accelerator.mixed_precision) if accelerator else "no",  # autocast: other pixels
-                "format": "hf_vdd generation pool v1"}
+                "format": "hf_vdd generation pool v1"} | precision_key(accelerator)  # autocast: other pixels
     if (pool_dir / POOL_MANIFEST).is_file():
         _check_manifest(pool_dir, manifest)
     elif is_main:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_folder, get_logger
+from ..utils import atomic_folder, get_logger, precision_key
 from .latte_train import LatteFinetuneConfig, finetune_latte
 from .pool import (
     DEFAULT_GUIDANCE_SCALE,
@@ -110,8 +110,7 @@ def _cache_folder(kind: str, train_set, config, accelerator=None) -> Path:
     accelerator's autocast when it has one (fp32 keys are what they were before mixed precision existed)."""
     facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
              "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(config)}
-    precision = "no" if accelerator is None else str(accelerator.mixed_precision)
-    facts |= {} if precision == "no" else {"mixed_precision": precision}
+    facts |= precision_key(accelerator)
     return cache_root() / kind / f"tiny-{kind}-{_key(facts)}"
 
 

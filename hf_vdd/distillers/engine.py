@@ -35,7 +35,7 @@ from accelerate.utils import recursively_apply, send_to_device
 
 from ..checkpoints import Checkpointer
 from ..data.streaming import PrefetchingClassSampler
-from ..utils import get_logger, progress, runtime
+from ..utils import get_logger, precision_key, progress, runtime
 from .matching import fresh_embedder, gather_classes, process_classes
 
 logger = get_logger(__name__)
@@ -165,12 +165,7 @@ class ClassParallelEngine:
                 "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
                 "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "num_processes": self.world} | sampler_stats | self.precision()
-
-    def precision(self) -> dict:
-        """`{"mixed_precision": "bf16"}` when the embedders autocast (the card says so); empty in fp32."""
-        precision = "no" if self.accelerator is None else str(self.accelerator.mixed_precision)
-        return {} if precision == "no" else {"mixed_precision": precision}
+                "num_processes": self.world} | sampler_stats | precision_key(self.accelerator)  # the card says so
 
 
 def to_cpu(tree):
