@@ -114,7 +114,8 @@ def save_state(accelerator, folder, index: int, run: dict, total_limit: int | No
 
 class ClassStates:
     """The state of a class-parallel run, as one object registered with `register_for_checkpointing`:
-    `{"iteration", "classes": {class: per-class state, tensors on the CPU}, "losses"}`."""
+    `{"iteration", "classes": {class: per-class state, tensors on the CPU}, "losses", "elapsed_seconds",
+    "iteration_seconds"}` (the timings let a resumed run report the whole run's)."""
 
     def __init__(self):
         self.state: dict = {}

@@ -195,7 +195,16 @@ class DataArgs:
         return folders
 
     def skipped_videos(self) -> list[str]:
-        return sorted({path for ds in self._loaded.values() for path in ds.skipped})
+        """The videos `--skip_corrupt` left out, a local folder's relative to it (cards name no machine's folders)."""
+        root = Path(str(self.dataset)).expanduser()
+        return sorted({_relative(path, root) for ds in self._loaded.values() for path in ds.skipped})
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return path
 
 
 @dataclass

@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -338,6 +339,12 @@ def precision_key(accelerator=None) -> dict:
     stats): autocast changes the numbers, and fp32 keys stay what they were before mixed precision existed."""
     precision = "no" if accelerator is None else str(accelerator.mixed_precision)
     return {} if precision == "no" else {"mixed_precision": precision}
+
+
+def seconds_since(before: float | None, since: float) -> float | None:
+    """`before` seconds (a resumed run's earlier ones) plus those since `time.perf_counter()` read `since`; `None`
+    when `before` is unknown (a checkpoint that did not record it)."""
+    return None if before is None else before + time.perf_counter() - since
 
 
 MALLOC_ENV = "HF_VDD_MALLOC"  # `system`: keep glibc's default allocator settings

@@ -1,6 +1,7 @@
 """The benchmark runner: cells, cost columns, cross-architecture, repo folders, resume, README block, plots."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -235,6 +236,7 @@ def test_a_benchmark_killed_mid_distillation_resumes_from_its_checkpoint(tmp_pat
     def step_until_3(self, sampler, it, *a, **k):
         if it == 3:
             raise _Killed
+        time.sleep(2.0)  # the killed run's 2 s iterations count in the resumed cell's time
         return step(self, sampler, it, *a, **k)
 
     monkeypatch.setattr(DMDistiller, "step", step_until_3)
@@ -254,4 +256,5 @@ def test_a_benchmark_killed_mid_distillation_resumes_from_its_checkpoint(tmp_pat
     assert torch.equal(torch.stack(resumed.videos), torch.stack(whole.videos))  # the same trajectory
     record, expected = (json.loads((d / "results" / "results.json").read_text())[0] for d in (out, tmp_path / "whole"))
     assert record["top1"] == expected["top1"] and record["settings_key"] == expected["settings_key"]
+    assert record["distill_seconds"] >= resumed.stats["resumed_seconds"] >= 4.0
     assert not (out / "partial").exists()  # recorded: the checkpoints went with the cell's partial folder

@@ -165,7 +165,8 @@ def test_skip_corrupt_lists_skipped_files_in_output_and_card(run_recipe, tmp_pat
     res = run_recipe(*args, "--output_dir", str(tmp_path / "b"), "--skip_corrupt")
     assert "skipped 1 unreadable video(s)" in res.stdout and "broken.mp4" in res.stdout
     card = (tmp_path / "b" / "README.md").read_text()
-    assert "Skipped source videos" in card and "broken.mp4" in card
+    assert "Skipped source videos" in card and "`train/square/broken.mp4`" in card  # relative to --dataset
+    assert str(tmp_path) not in card.split("## Skipped source videos")[1].split("##")[0]
     assert len(load_dataset(str(tmp_path / "b"), split="train")) == 4
 
 

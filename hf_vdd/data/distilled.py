@@ -37,6 +37,20 @@ from .decoding import IMAGENET_MEAN, IMAGENET_STD, denormalize, interleave_repea
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 META_FILE = "distillation.json"
+# where a run kept its checkpoints and caches on this machine: they never change the set, and stay out of the card
+# and distillation.json (both are shared); `shareable` also shortens any other absolute path to its name
+LOCAL_FIELDS = ("checkpoint_dir", "resume_from_checkpoint", "teacher_cache_dir")
+
+
+def shareable(value):
+    """`value` (config or stats) as a shared card may show it: `LOCAL_FIELDS` keys dropped, absolute paths (a local
+    teacher, a cached model, a skipped video) replaced by their last component, which names them without the machine's
+    folders."""
+    if isinstance(value, dict):
+        return {k: shareable(v) for k, v in value.items() if k not in LOCAL_FIELDS}
+    if isinstance(value, (list, tuple)):
+        return [shareable(v) for v in value]
+    return Path(value).name if isinstance(value, str) and os.path.isabs(value) else value
 
 
 @dataclass
@@ -129,13 +143,14 @@ class DistillationOutput:
                 "class_names": list(self.class_names), "num_rows": len(self.labels), "frame_size": self.frame_size,
                 "num_frames": self.num_frames, "seed": self.seed, "dtype": "uint8" if self.is_uint8 else "float16",
                 "normalization": None if self.is_uint8 else {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-                "hf_vdd_version": __version__, "config": self.config, "stats": self.stats,
+                "hf_vdd_version": __version__, "config": shareable(self.config), "stats": shareable(self.stats),
                 "eval_results": self.eval_results, "raw_bytes": self.storage_bytes(), "license": self.license,
                 "command": self.command}
 
     def _card(self, meta: dict, repo_id: str, stored_bytes: int):
         # No `configs:` key: `data/train-*` is found by default, and with `configs` in the YAML, datasets 5.2 caches
         # a local folder under a key that ignores file changes (a re-saved folder would load stale rows).
+        config, stats = meta["config"], meta["stats"]
         tags = ["hf_vdd", "dataset-distillation", "video-classification", self.method]
         card_data = DatasetCardData(
             pretty_name=f"{self.source} distilled, IPC {self.ipc}, {self.method}",
@@ -152,37 +167,37 @@ class DistillationOutput:
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             eval_table = "\n".join(lines)
         sections = []
-        if self.stats.get("resolutions_per_class"):  # DAViD: each class stored at its own temporal resolution
-            rows = "\n".join(f"| {name} | {res} |" for name, res in self.stats["resolutions_per_class"].items())
+        if stats.get("resolutions_per_class"):  # DAViD: each class stored at its own temporal resolution
+            rows = "\n".join(f"| {name} | {res} |" for name, res in stats["resolutions_per_class"].items())
             how = {"grid": "hf_vdd's default search, one early-stage DM try per resolution rewarded by the teacher; "
                            "the paper's epsilon-greedy Q-learning (Alg. 1) is `--policy qlearning`, which at the "
                            "paper's 10 % search budget ranked resolutions by visits, not reward (hf_vdd README, "
                            "DAViD)",
-                   "qlearning": "the paper's epsilon-greedy Q-learning (Alg. 1)"}.get(self.stats.get("policy"))
+                   "qlearning": "the paper's epsilon-greedy Q-learning (Alg. 1)"}.get(stats.get("policy"))
             sections.append("## Temporal resolution per class\n\nEach class's videos are stored with this many "
                             "frames and expanded to T by interleave-repeat (`load_distilled` does it)."
-                            + (f" Chosen by `{self.stats['policy']}`: {how}." if how else "") + "\n\n"
+                            + (f" Chosen by `{stats['policy']}`: {how}." if how else "") + "\n\n"
                             "| class | frames stored |\n|---|---|\n" + rows)
-        if self.stats.get("teacher"):  # DAViD, Realism: `Teacher.info()`, where the head's logits come from
-            sections.append(teacher_section(self.stats["teacher"]))
-        if self.config.get("embedding") == "pooled":  # DM, IDTD, DAViD: say where the matching departs from DM's
+        if stats.get("teacher"):  # DAViD, Realism: `Teacher.info()`, where the head's logits come from
+            sections.append(teacher_section(stats["teacher"]))
+        if config.get("embedding") == "pooled":  # DM, IDTD, DAViD: say where the matching departs from DM's
             sections.append("## Matching embedding\n\nMatched with `embedding: pooled`, hf_vdd's default: each "
                             "clip's features are the random ConvNet3D's spatial max, averaged over time. The DM "
                             "paper and VDSD match the whole flattened feature map instead; `--embedding flatten` "
                             "does that (with a smaller `--lr_img`: its gradients are about 20x larger).")
-        if self.stats.get("mixed_precision"):  # the engine's autocast: another set than fp32's
-            mp = self.stats["mixed_precision"]
+        if stats.get("mixed_precision"):  # the engine's autocast: another set than fp32's
+            mp = stats["mixed_precision"]
             sections.append(f"## Mixed precision\n\nDistilled with `--mixed_precision {mp}`: the matching embedders "
                             f"ran in {mp}, while the synthetic pixels, losses and optimiser state stayed fp32. The "
                             f"same command without the flag (fp32) gives other pixels.")
-        if self.stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
-            skipped = self.stats["skipped_videos"]
+        if stats.get("skipped_videos"):  # --skip_corrupt: the source videos left out
+            skipped = stats["skipped_videos"]
             sections.append(f"## Skipped source videos\n\n{len(skipped)} unreadable or truncated video(s) of the "
                             f"source were skipped (`skip_corrupt=True`):\n\n" + "\n".join(f"- `{p}`" for p in skipped))
         storage_table = ""
-        if self.stats.get("storage_bytes"):  # {"this set": bytes, "<baseline> (how)": bytes, ...}
+        if stats.get("storage_bytes"):  # {"this set": bytes, "<baseline> (how)": bytes, ...}
             lines = ["| set | bytes | MB |", "|---|---|---|"]
-            lines += [f"| {name} | {b:,} | {b / 1e6:.3f} |" for name, b in self.stats["storage_bytes"].items()]
+            lines += [f"| {name} | {b:,} | {b / 1e6:.3f} |" for name, b in stats["storage_bytes"].items()]
             storage_table = "\n".join(lines)
         extra = [c for c in ("source_index", "soft_label") if getattr(self, c + "s" if c == "soft_label" else c)
                  is not None]
@@ -197,7 +212,7 @@ class DistillationOutput:
             normalization_note=("uint8 pixels; divide by 255 for [0, 1]; students normalise with ImageNet mean/std."
                                 if self.is_uint8 else f"Values are (x - mean) / std with mean {list(IMAGENET_MEAN)} "
                                 f"and std {list(IMAGENET_STD)}; `load_distilled` undoes it."),
-            config_json=json.dumps(self.config, indent=2, default=str), extra_sections="\n\n".join(sections),
+            config_json=json.dumps(config, indent=2, default=str), extra_sections="\n\n".join(sections),
             license=self.license or "unknown (the source's licence was not found; set it with --license)",
             command=self.command)
 

@@ -46,15 +46,12 @@ import torch
 from ..data.decoding import denormalize, interleave_repeat, normalize
 from ..teacher import Teacher, load_teacher
 from ..training import TrainConfig
-from ..utils import HfVddError
+from ..utils import HfVddError, seconds_since
 from .base import DistillationOutput, register_distiller
 from .david_policy import TemporalPolicy
 from .dm import DMConfig, DMDistiller
 from .engine import ClassParallelEngine
-from .matching import (
-    ClassSampler,
-    derived_generator,
-)
+from .matching import ClassSampler, derived_generator
 
 POLICY_STREAM = 1 << 24  # RNG stream of the epsilon-greedy draws and policy-step initialisations
 SHARED = 1 << 16  # key of the shared Q-table (scope="shared")
@@ -112,8 +109,7 @@ class DAViDConfig(DMConfig):
         "help": "A VideoMAE --teacher whose labels are not the data's classes: 'probe' fits a linear probe on its "
                 "frozen features of the real train split (accuracy in the card), 'error' stops."})
     teacher_steps: int = field(default=500, metadata={"help": "Training steps of the default teacher."})
-    teacher_cache_dir: str | None = field(default=None, metadata={"help": "Teacher cache (default "
-                                                                          "$HF_VDD_CACHE/teachers)."})
+    teacher_cache_dir: str | None = field(default=None, metadata={"help": "Teacher cache ($HF_VDD_CACHE/teachers)."})
 
     def __post_init__(self):
         if self.policy in ("per_class", "shared"):
@@ -245,11 +241,16 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
         state = {k: rows - 1 for k in keys}
         step0, phase, rewards = 0, "policy", []
         syn, momentum, master = {}, {}, {}
+        # carried by checkpoints, so that a resumed run reports its whole search and final DM (None: a checkpoint of
+        # an older hf_vdd, which did not record them)
+        policy_seconds, final_before, teacher_info = 0.0, 0.0, None
         ckpt = engine.resume()
         if ckpt is not None:
             local = {c: ckpt["classes"][c] for c in classes}
             first = local[classes[0]]
             phase, step0, rewards = first["phase"], first["step"], first["rewards"]
+            policy_seconds, teacher_info = first.get("policy_seconds"), first.get("teacher")
+            final_before = first.get("final_seconds", 0.0 if phase == "policy" else None)
             owner = {k: first if cfg.scope == "shared" else local[k] for k in keys}
             q = {k: torch.tensor(owner[k]["q"][k]) for k in keys}
             visits = {k: torch.tensor(owner[k]["visits"][k]) for k in keys}
@@ -266,9 +267,11 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
         plan += [(it, c) for it in range(step0 if phase == "final" else 0, cfg.iterations) for c in classes]
         sampler = engine.real_batches(train_set, plan, cfg.batch_real)
 
-        def snapshot(step: int, phase: str) -> dict:  # checkpoint-<k> (policy step k), checkpoint-<1e6 + i> (final)
+        def snapshot(step: int, phase: str, searched: float | None, final: float | None = 0.0) -> dict:
+            # checkpoint-<k> (policy step k), checkpoint-<1e6 + i> (final); seconds of search and final DM so far
             mine = {c: [k for k in keys if k in (c, SHARED)] for c in classes}
-            return {c: {"phase": phase, "step": step, "rewards": rewards,
+            return {c: {"phase": phase, "step": step, "rewards": rewards, "policy_seconds": searched,
+                        "final_seconds": final, "teacher": teacher_info,
                         "q": {k: q[k].tolist() for k in mine[c]}, "visits": {k: visits[k].tolist() for k in mine[c]},
                         "state": {k: state[k] for k in mine[c]},
                         "master": master[c] if phase == "policy" and master else None,
@@ -276,12 +279,12 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
                         "momentum": momentum.get(c) if phase == "final" else None} for c in classes}
 
         teacher, real_mean = None, {}
-        policy_seconds = 0.0
         if search and phase == "policy":
             teacher = (self.teacher or load_teacher(cfg.teacher, train_set, TrainConfig(steps=cfg.teacher_steps),
                                                     cfg.teacher_cache_dir, accelerator=accelerator,
                                                     show_progress=show, teacher_head=cfg.teacher_head,
                                                     eval_set=eval_set)).on(accelerator)
+            teacher_info = teacher.info()
             real_mean = self._real_features(train_set, teacher, classes)
             p0 = time.perf_counter()
             if qlearning and not master:  # V_syn of Alg. 1, initialised once: (ipc, T, C, S, S) per class
@@ -316,8 +319,8 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
                                | {"resolution": {str(c): res[c] for c in classes},
                                   "reward": {str(c): round(r[c], 5) for c in classes}})
                 if cfg.checkpointing_steps:
-                    engine.save(step + 1, snapshot(step + 1, "policy"))
-            policy_seconds = time.perf_counter() - p0
+                    engine.save(step + 1, snapshot(step + 1, "policy", seconds_since(policy_seconds, p0)))
+            policy_seconds = seconds_since(policy_seconds, p0)
             phase, step0 = "final", 0
         # 3. synthesization: DM at argmax_a Q(S_T, a) of each class, on the same V_syn (qlearning) or from `init`
         if search:
@@ -335,8 +338,9 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
         engine.loop(range(step0, cfg.iterations),
                     step=lambda it: self._run_dm(train_set, sampler, syn, momentum, res, range(it, it + 1), 0,
                                                  engine=engine),
-                    state=lambda done: snapshot(done, "final"), checkpoint_index=lambda done: 1_000_000 + done)
-        final_seconds = time.perf_counter() - d0
+                    state=lambda done: snapshot(done, "final", policy_seconds, seconds_since(final_before, d0)),
+                    checkpoint_index=lambda done: 1_000_000 + done)
+        final_seconds = seconds_since(final_before, d0)
         # 4. gather; each class keeps its own number of frames
         per_class = cfg.scope == "per_class" and search
         local = {c: (denormalize(syn[c].detach()), res[c], q[c].tolist() if per_class else None,
@@ -355,9 +359,10 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
             source=train_set.name.split(":")[0], frame_size=train_set.frame_size, num_frames=t, seed=cfg.seed,
             config=cfg.to_dict() | {"resolutions_per_class": resolutions},
             stats=engine.stats() | {
-                "teacher": teacher.info() if teacher is not None else None,
+                "teacher": teacher_info,
                 "policy_seconds": policy_seconds, "final_dm_seconds": final_seconds,
-                "policy_fraction": policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
+                "policy_fraction": None if None in (policy_seconds, final_seconds)
+                else policy_seconds / max(final_seconds, 1e-9), "early_iterations": n_early,
                 "policy_steps": policy_steps if search else 0, "rewards": rewards,
                 "resolutions_per_class": resolutions, "q_tables": self.q_tables, "visits": self.visits,
                 "actions": acts, "policy": (cfg.policy if search else f"fixed_resolution={cfg.fixed_resolution}")})

@@ -35,7 +35,7 @@ from accelerate.utils import recursively_apply, send_to_device
 
 from ..checkpoints import Checkpointer
 from ..data.streaming import PrefetchingClassSampler
-from ..utils import get_logger, precision_key, progress, runtime
+from ..utils import get_logger, precision_key, progress, runtime, seconds_since
 from .matching import fresh_embedder, gather_classes, process_classes
 
 logger = get_logger(__name__)
@@ -55,8 +55,9 @@ class ClassParallelEngine:
         self._sampler = None  # the real-batch sampler (closed by `stats`)
         self._checkpointer = None  # built at the first save or resume
         self.losses: list[tuple[int, float]] = []
-        self.iteration_seconds: list[float] = []
+        self.iteration_seconds: list[float] = []  # with a resumed run's earlier iterations (from its checkpoint)
         self.start_time = time.perf_counter()
+        self.seconds_before = 0.0  # distillation seconds of the runs a resumed run continues (checkpoints carry it)
         self.bar = progress(total=total if total is not None else self.config.iterations, desc=desc,
                             disable=not self.show)
 
@@ -106,19 +107,27 @@ class ClassParallelEngine:
     # ---- resume / checkpoint ---------------------------------------------------------------------------------
     def resume(self) -> dict | None:
         """The state saved by the checkpoint `--resume_from_checkpoint` names (checked to belong to this run), or
-        `None` when not resuming. Restores the loss curve."""
+        `None` when not resuming. Restores the loss curve and the timings (`elapsed()` continues the checkpoint's;
+        a checkpoint of an older hf_vdd, without them, counts from the resume)."""
         if not self.config.resume_from_checkpoint:
             return None
         state = self.checkpointer.load(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
         self.losses = list(state["losses"])
+        self.seconds_before = float(state.get("elapsed_seconds", 0.0))
+        self.iteration_seconds = list(state.get("iteration_seconds", [])) + self.iteration_seconds
         return state | {"classes": self.to_device(state["classes"])}
 
     def save(self, index: int, local_state: dict) -> None:
         """Gather every class's state and write `checkpoint-<index>` (collective: every process calls it)."""
         merged = gather_classes(to_cpu(local_state), self.accelerator)
         self.checkpointer.save(self.config.checkpoint_dir, index,
-                               {"iteration": index, "classes": merged, "losses": list(self.losses)}, self.run,
-                               self.config.checkpoints_total_limit)
+                               {"iteration": index, "classes": merged, "losses": list(self.losses),
+                                "elapsed_seconds": self.elapsed(), "iteration_seconds": list(self.iteration_seconds)},
+                               self.run, self.config.checkpoints_total_limit)
+
+    def elapsed(self) -> float:
+        """Seconds of distillation so far, a resumed run's earlier ones included (not the time between runs)."""
+        return seconds_since(self.seconds_before, self.start_time)
 
     @property
     def checkpointer(self) -> Checkpointer:
@@ -161,11 +170,12 @@ class ClassParallelEngine:
         if self._sampler is not None:
             self._sampler.close()
             sampler_stats = {"real_batches": dict(self._sampler.stats)}
-        return {"distill_seconds": time.perf_counter() - self.start_time, "loss_curve": self.losses,
+        return {"distill_seconds": self.elapsed(), "loss_curve": self.losses,
                 "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
                 "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "num_processes": self.world} | sampler_stats | precision_key(self.accelerator)  # the card says so
+                "num_processes": self.world} | sampler_stats | precision_key(self.accelerator) | (  # the card says so
+            {"resumed_seconds": self.seconds_before} if self.seconds_before else {})  # those of the runs resumed
 
 
 def to_cpu(tree):

@@ -183,6 +183,9 @@ def test_checkpoint_resume_in_both_phases(train_set, teacher, tmp_path, policy):
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(resumed.videos, straight.videos))
         curves = [[v for _, v in x.stats["loss_curve"]] for x in (resumed, straight)]
         assert curves[0] == pytest.approx(curves[1])
+        # the whole run's search time and teacher, also when resumed after the search (checkpoint-1000002)
+        assert resumed.stats["policy_seconds"] > 0 and resumed.stats["policy_fraction"] > 0
+        assert resumed.stats["teacher"] == straight.stats["teacher"] == teacher.info()
 
 
 def test_full_resolution_everywhere_is_dm(train_set):

@@ -77,6 +77,9 @@ def test_same_seed_same_output_and_checkpoint_resume(train_set, tmp_path):
     assert torch.allclose(resumed.videos, straight.videos, atol=1e-6)
     assert [round(v, 6) for _, v in resumed.stats["loss_curve"]] == [round(v, 6) for _, v in
                                                                      straight.stats["loss_curve"]]
+    # the timings continue the checkpoint's: 6 iterations timed, the first 3 in the "killed" run
+    assert len(resumed.stats["iteration_seconds"]) == 6
+    assert resumed.stats["distill_seconds"] >= sum(resumed.stats["iteration_seconds"])
 
 
 def test_resume_refuses_another_run_and_old_checkpoints_are_pruned(train_set, tmp_path):

@@ -107,6 +107,19 @@ def test_skipped_videos_listed_in_card(selected, tmp_path):
     assert "## Skipped source videos" in card and "v_bad.avi" in card
 
 
+def test_card_and_metadata_name_no_local_folders(selected, tmp_path):
+    ckpt = str(tmp_path / "run.checkpoints")
+    selected.config |= {"checkpoint_dir": ckpt, "resume_from_checkpoint": ckpt + "/checkpoint-10",
+                        "teacher_cache_dir": str(tmp_path / "cache"), "teacher": "/home/me/models/my-teacher"}
+    selected.stats["teacher"] = {"source": "/root/.cache/hf_vdd/teachers/convnet3d-abc", "head": "trained"}
+    folder = selected.save(tmp_path / "set")
+    card, meta = (folder / "README.md").read_text(), (folder / "distillation.json").read_text()
+    for text in (card, meta):
+        assert str(tmp_path) not in text and "/home/me" not in text and "/root/" not in text
+    assert "`convnet3d-abc`" in card and json.loads(meta)["config"]["teacher"] == "my-teacher"
+    assert "checkpoint_dir" not in json.loads(meta)["config"] and selected.config["checkpoint_dir"] == ckpt
+
+
 def test_resave_same_folder_is_not_stale(tmp_path):
     for value in (3, 9):
         out = DistillationOutput(videos=torch.full((2, 2, 3, 8, 8), value, dtype=torch.uint8), labels=[0, 1],
