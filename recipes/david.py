@@ -36,8 +36,9 @@ def main():
     if accelerator.is_main_process:
         print("temporal resolution per class:", output.stats["resolutions_per_class"])
         stats = output.stats
-        print(f"{config.policy} search {stats['policy_seconds']:.1f} s = {100 * stats['policy_fraction']:.1f}% of "
-              f"the final DM ({stats['final_dm_seconds']:.1f} s)")
+        if stats["policy_fraction"] is not None:  # None: resumed from a checkpoint that did not record the search
+            print(f"{config.policy} search {stats['policy_seconds']:.1f} s = {100 * stats['policy_fraction']:.1f}% "
+                  f"of the final DM ({stats['final_dm_seconds']:.1f} s)")
     finish(output, data, out, accelerator)
     if accelerator.is_main_process and config.fixed_resolution is None:
         distiller.save_pretrained(distiller_dir)
