@@ -114,7 +114,7 @@ class ClassParallelEngine:
         state = self.checkpointer.load(self.config.resume_from_checkpoint, self.config.checkpoint_dir, self.run)
         self.losses = list(state["losses"])
         self.seconds_before = float(state.get("elapsed_seconds", 0.0))
-        self.iteration_seconds = list(state.get("iteration_seconds", [])) + self.iteration_seconds
+        self.iteration_seconds = list(state.get("iteration_seconds", []))
         return state | {"classes": self.to_device(state["classes"])}
 
     def save(self, index: int, local_state: dict) -> None:
@@ -170,12 +170,12 @@ class ClassParallelEngine:
         if self._sampler is not None:
             self._sampler.close()
             sampler_stats = {"real_batches": dict(self._sampler.stats)}
+        resumed = {"resumed_seconds": self.seconds_before} if self.seconds_before else {}  # the earlier runs'
         return {"distill_seconds": self.elapsed(), "loss_curve": self.losses,
                 "seconds_per_iteration": sum(self.iteration_seconds) / max(1, len(self.iteration_seconds)),
                 "iteration_seconds": [round(s, 6) for s in self.iteration_seconds],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "num_processes": self.world} | sampler_stats | precision_key(self.accelerator) | (  # the card says so
-            {"resumed_seconds": self.seconds_before} if self.seconds_before else {})  # those of the runs resumed
+                "num_processes": self.world} | sampler_stats | resumed | precision_key(self.accelerator)  # in the card
 
 
 def to_cpu(tree):
