@@ -360,7 +360,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 steps = args.full_steps if ipc is None else args.steps
                 budget = {"steps": steps, "batch_size": args.batch_size} if args.protocol == "fast" else {}
                 train_config = protocol_config(args.protocol, budget | {"student": student, "runs": args.runs,
-                                                                        "seed": args.seed, "show_progress": False}
+                                                                        "seed": args.seed, "show_progress": main_proc}
                                                | train_kwargs)
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"

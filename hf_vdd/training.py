@@ -75,6 +75,10 @@ class TrainConfig:
         "help": "Each batch is computed as this many equal slices whose gradients are summed, spread over the "
                 "processes, so that 1 process and `grad_shards` processes train bit-identical students (other "
                 "process counts agree up to float rounding). Raised to a multiple of the process count."})
+    channels_last: bool = field(default=False, metadata={
+        "help": "Train the student in the channels_last_3d memory format (oneDNN's faster 3-D convolutions on the "
+                "CPU: a ConvNet3D step at 16x64x64 took 3.3 s instead of 4.1 s for 32 clips here). Changes results "
+                "in the last bits, so off by default."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
 
 
@@ -228,6 +232,8 @@ def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfi
     batches = BatchSampler(RandomSampler(indexed, generator=torch.Generator().manual_seed(seed)), bs, drop_last=False)
     steps_per_epoch = len(batches)
     epochs = config.epochs or max(1, math.ceil(config.steps / steps_per_epoch))
+    if config.channels_last:  # before the optimiser, which then holds the converted parameters
+        model = model.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs * steps_per_epoch // 2], gamma=0.1)

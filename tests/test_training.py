@@ -48,6 +48,20 @@ def test_same_seed_same_numbers(splits):
     assert a.runs[0]["top1"] == b.runs[0]["top1"] and a.runs[0]["auc"] == b.runs[0]["auc"]
 
 
+def test_channels_last_trains_the_same_student_in_the_other_memory_format(splits):
+    train, test = splits
+    kept = {}
+    for cl in (False, True):
+        evaluate_distilled(train, test, TrainConfig(runs=1, steps=5, batch_size=8, show_progress=False,
+                                                    channels_last=cl),
+                           on_model=lambda run, model, cl=cl: kept.__setitem__(cl, model))
+    conv = [m.weight for m in kept[True].modules() if isinstance(m, torch.nn.Conv3d)]
+    assert conv and all(w.is_contiguous(memory_format=torch.channels_last_3d) and w.stride(1) == 1 for w in conv)
+    assert not kept[False].features[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    for a, b in zip(kept[False].parameters(), kept[True].parameters()):  # same steps, other rounding only
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
 def test_soft_labels_and_shape_mismatch(splits):
     train, test = splits
     videos = train.stack(range(8))
