@@ -122,11 +122,12 @@ class Teacher(nn.Module):
 
 def _cache_key(train_set: VideoClassificationSet, config: TrainConfig, amp: dict | None = None) -> str:
     """The trained teacher's cache name: its data and training, and the autocast it trained under (fp32 keys omit
-    it, so they are what they were before mixed precision existed)."""
+    it, so they are what they were before mixed precision existed; likewise `channels_last` when off)."""
     facts = {"name": train_set.name, "classes": train_set.class_names, "n": len(train_set),
              "labels": hashlib.sha1(train_set.labels.tobytes()).hexdigest(), "num_frames": train_set.num_frames,
              "frame_size": train_set.frame_size, "interval": train_set.interval,
-             "train": {k: v for k, v in asdict(config).items() if k not in ("show_progress", "runs")}}
+             "train": {k: v for k, v in asdict(config).items()
+                       if k not in ("show_progress", "runs") and not (k == "channels_last" and not v)}}
     facts |= amp or {}  # `precision_key`: empty in fp32
     return hashlib.sha1(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -55,6 +55,7 @@ def test_a_teacher_trained_under_bf16_is_cached_apart_from_the_fp32_one(train_se
         AcceleratorState._reset_state(reset_partial_state=True)
     fp32 = f"convnet3d-{_cache_key(train_set, replace(config, runs=1, show_progress=False))}"
     assert folders[0] == [fp32]  # the fp32 key is the one caches written before mixed precision carry
+    assert _cache_key(train_set, replace(config, channels_last=True)) != _cache_key(train_set, config)
     assert len(folders[1]) == 2 and fp32 in folders[1]  # bf16 trained its own teacher, not the fp32 one reused
     (bf16,) = set(folders[1]) - {fp32}
     assert json.loads((tmp_path / bf16 / "teacher.json").read_text())["mixed_precision"] == "bf16"
