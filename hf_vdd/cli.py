@@ -65,14 +65,15 @@ class RuntimeArgs:
                 os.environ["ACCELERATE_DYNAMO_BACKEND"] = "INDUCTOR"
 
 
-def parse_args(*dataclass_types, argv: list[str] | None = None):
+def parse_args(*dataclass_types, argv: list[str] | None = None, runtime: bool = True):
     """Parse dataclasses from the command line; `--config file.yaml` supplies defaults that flags override.
 
-    Every recipe also takes `RuntimeArgs` (`--mixed_precision`), applied here. Every model a field names
+    A recipe that runs models also takes `RuntimeArgs` (`--mixed_precision`, `--compile`), applied here;
+    `runtime=False` leaves them out (a recipe that only reads and writes files). Every model a field names
     (`MODEL_FIELDS`) is checked to exist (local folder, or Hub id when online / in the cache when offline) before
     the recipe starts its work."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    dataclass_types = (*dataclass_types, RuntimeArgs)
+    dataclass_types = (*dataclass_types, RuntimeArgs) if runtime else dataclass_types
     parser = HfArgumentParser(dataclass_types)
     if "--config" in argv:
         i = argv.index("--config")
@@ -97,8 +98,9 @@ def parse_args(*dataclass_types, argv: list[str] | None = None):
             parser.error(f"unknown keys in {path}: {unknown}")
         parser.set_defaults(**values)
         del argv[i:i + 2]
-    *parsed, runtime_args = parser.parse_args_into_dataclasses(args=argv)
-    runtime_args.apply()
+    parsed = list(parser.parse_args_into_dataclasses(args=argv))
+    if runtime:
+        parsed.pop().apply()
     check_models(*parsed)
     return parsed
 

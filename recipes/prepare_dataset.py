@@ -50,7 +50,7 @@ def validate(args: PrepareArgs) -> None:
 
 
 def main():
-    (args,) = parse_args(PrepareArgs)
+    (args,) = parse_args(PrepareArgs, runtime=False)  # no model runs here
     validate(args)
     built = build_dataset(args.name, args.root, split=args.split, allow_partial=args.allow_partial)
     for split, n in built.counts().items():

@@ -269,7 +269,8 @@ def test_recipe_writes_the_folder_and_rejects_bad_flags(monkeypatch, capsys, hmd
            (["--overwrite", "--name", "hmdb52"], "--name must be one of miniucf, ucf101, hmdb51"),
            ([], "already exists and is not empty"),
            (["--overwrite", "--split", "5"], "official splits [1, 2, 3]"),
-           (["--overwrite", "--root", str(tmp_path / "absent")], "HMDB51 root not found")]
+           (["--overwrite", "--root", str(tmp_path / "absent")], "HMDB51 root not found"),
+           (["--overwrite", "--compile"], "not used by the HfArgumentParser: ['--compile']")]  # no model runs here
     for extra, message in bad:
         code = _recipe(monkeypatch, "--name", "hmdb51", "--root", str(hmdb_root), "--output_dir", str(out), *extra)
         err = capsys.readouterr().err
