@@ -84,6 +84,8 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     for png in ("accuracy_vs_ipc.png", "accuracy_vs_storage.png", "per_class_toy-actions.png"):
         assert (out / "results" / png).stat().st_size > 1000
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
+    card = (out / "toy-actions-ipc1-herding" / "README.md").read_text()  # a cell's card names the run that made it
+    assert "## Reproduce" in card and "benchmark.py --datasets toy-actions --methods full random herding" in card
     text = readme.read_text()
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
     assert "- `random@b4`: train.batch_size=4; student 16x16x16" in text  # every override is shown
