@@ -28,6 +28,8 @@ classes (motion classes 0.10-0.15 at A=1 to 0.27-0.54 at A=8, appearance classes
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -61,6 +63,9 @@ class TemporalPolicy:
     def q_update(self, q: torch.Tensor, state: int, action: int, reward: float) -> int:
         """Eq. 2 in place: `Q(S, A) += alpha * (R + gamma * max_a Q(S', a) - Q(S, A))`; returns `S'` (the action
         taken for `qlearning`, the one state 0 for `grid`)."""
+        if not math.isfinite(reward):  # a NaN would poison the Q-table and leave no greedy action
+            raise FloatingPointError(f"DAViD's teacher reward is {reward}: the teacher's features are not finite "
+                                     f"(did the teacher diverge? see its accuracy in the card).")
         nxt = action if self.config.policy == "qlearning" else 0
         q[state, action] += self.config.q_lr * (reward + self.config.gamma * q[nxt].max() - q[state, action])
         return nxt

@@ -66,12 +66,12 @@ class ClassParallelEngine:
         return self._autocast()
 
     def embedder(self, seed: int, iteration: int, num_classes: int, widths) -> torch.nn.Module:
-        """The frozen random ConvNet3D of `iteration` (`matching.fresh_embedder`: the same weights on every device)
+        """The frozen random ConvNet3D of `iteration` (`matching.fresh_embedder`: the same weights in every process)
         on `self.device`, in the channels_last_3d memory format when the config asks (`channels_last`). When the
         accelerator has a dynamo backend (`--compile`, or `accelerate launch --dynamo_backend`), one module is
         kept, its `embed` compiled once, and each iteration's weights copied in; if compiling fails (no compiler),
         a warning is logged and the eager module is used."""
-        fresh = fresh_embedder(seed, iteration, num_classes, widths,
+        fresh = fresh_embedder(seed, iteration, num_classes, widths, self.device,
                                embedding=getattr(self.config, "embedding", "pooled"))
         if getattr(self.config, "channels_last", False):
             fresh = fresh.to(memory_format=torch.channels_last_3d)

@@ -49,15 +49,30 @@ class ConvNet3D(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags=["v
             raise ValueError(f"ConvNet3D expects (N, T, C, H, W) videos, got shape {tuple(x.shape)}.")
         return x.transpose(1, 2)  # (N, C, T, H, W)
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """`self.features(x)`, except that under CPU bf16 autocast a convolution whose padding reaches past its
+        whole input (the 3rd block at 32x32 frames: a 2x2 map, padding 3) runs in fp32. oneDNN's bf16 weight
+        gradient is wrong there (relative error 0.5-6 against fp32, sometimes inf or a heap corruption; torch
+        2.13.0+cpu), which made bf16 students diverge to NaN in 2 steps. Elsewhere: the plain Sequential."""
+        if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return self.features(x)
+        for layer in self.features:
+            if isinstance(layer, nn.Conv3d) and any(p >= n for p, n in zip(layer.padding, x.shape[2:])):
+                with torch.autocast("cpu", enabled=False):
+                    x = layer(x.float())
+            else:
+                x = layer(x)
+        return x
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """`(N, T, C, H, W)` → `(N, D, T, 1, 1)` (global spatial max)."""
-        return torch.amax(self.features(self._check(x)), dim=(3, 4), keepdim=True)
+        return torch.amax(self._features(self._check(x)), dim=(3, 4), keepdim=True)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """`(N, T, C, H, W)` → `(N, D)`: with `embedding="pooled"` a spatial max and temporal mean (D = widths[-1],
         smooth in every frame); with `"flatten"` the last feature map flattened (D = widths[-1] · T · H' · W')."""
         if self.embedding == "flatten":
-            return self.features(self._check(x)).flatten(1)
+            return self._features(self._check(x)).flatten(1)
         if self.embedding != "pooled":
             raise ValueError(f"embedding must be one of {self.EMBEDDINGS}, got '{self.embedding}'.")
         return self.feature_map(x).flatten(2).mean(dim=2)

@@ -57,6 +57,9 @@ def test_q_update_is_eq2():
     q = torch.full((1, 3), 2.0)
     assert grid.q_update(q, 0, 2, reward=0.5) == 0
     assert q[0].tolist() == pytest.approx([2.0, 2.0, 2.0 + 0.1 * (0.5 + 0.5 * 2.0 - 2.0)])
+    with pytest.raises(FloatingPointError, match="teacher reward is nan"):  # a diverged teacher, said plainly
+        grid.q_update(q, 0, 1, reward=float("nan"))
+    assert torch.isfinite(q).all()
 
 
 def test_best_action_reads_visited_cells():

@@ -82,9 +82,16 @@ def test_bf16_autocasts_the_embedder_and_keeps_pixels_fp32(train_set, monkeypatc
 
     from hf_vdd.models import ConvNet3D
 
-    dtypes = []
-    embed = ConvNet3D.embed
-    monkeypatch.setattr(ConvNet3D, "embed", lambda self, x: dtypes.append((y := embed(self, x)).dtype) or y)
+    dtypes, embed = [], ConvNet3D.embed
+
+    def embed_and_record(self, x):  # the dtype of the first conv's output (the 3rd runs in fp32 at 32x32)
+        hook = self.features[0].register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+        try:
+            return embed(self, x)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(ConvNet3D, "embed", embed_and_record)
     cfg = DMConfig(ipc=1, iterations=3, **SMALL)
     reference = DMDistiller(cfg)(train_set)
     try:
