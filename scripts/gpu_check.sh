@@ -11,8 +11,8 @@
 #   2. DM, IDTD, DAViD: 20 iterations on toy-actions at 112x112x16, --mixed_precision no and bf16
 #   3. a 2-class Latte pool: a tiny Latte (hf_vdd.diffusion.tiny_latte_pipeline) over 2 ucf12 classes, pool and
 #      selection through recipes/diffusion_select.py
-#   4. python recipes/speed.py --device cuda --threads 1 --isolate false (one Python for all cases: the imports are
-#      paid once, and each case's peak CUDA memory is its own anyway)
+#   4. python recipes/speed.py --device cuda --threads 1 --isolate false, the three default shapes and issue 15's
+#      50 classes at 112x112x16 (one Python for all cases: the imports are paid once; peak CUDA memory is per case)
 #   5. the runs of step 2 on ucf12
 # Without CUDA it runs the same steps at small sizes on the CPU (32x32x8, 2 iterations, fp32 and, when the recipes
 # have the flag, bf16; speed.py --quick), skips the ucf12 runs, and says so.
@@ -115,7 +115,8 @@ step latte-pool $PY recipes/diffusion_select.py --dataset "$OUT/runs/pool-data" 
     --num_inference_steps $(( CUDA ? 20 : 2 )) --pool_dir "$OUT/runs/pool" --output_dir "$OUT/runs/pool-select"
 # 4. speed: hf_vdd against the classic DM loop
 if (( CUDA )); then
-    step speed $PY recipes/speed.py --device cuda --threads 1 --isolate false --output_dir "$OUT/speed"
+    step speed $PY recipes/speed.py --device cuda --threads 1 --isolate false --output_dir "$OUT/speed" \
+        --configs 5x64x8 5x112x16 50x64x8 50x112x16
 else
     step speed $PY recipes/speed.py --quick --output_dir "$OUT/speed"
 fi
