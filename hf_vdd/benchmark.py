@@ -256,6 +256,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             show_progress=main_proc)
         full_test = load_video_dataset(dataset, "test", num_frames=frames, frame_size=size).preload(
             show_progress=main_proc)
+        candidates = {}  # realism's tracked and scored candidates, reused by its next IPC (same other settings)
         for method, ipc in todo:
             static = method == "static"
             train, test = full_train.with_options(static=static), full_test.with_options(static=static)
@@ -285,12 +286,16 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     cls = get_distiller(method.split("@")[0])
                     source = (load_pool(args.pool_dir, class_names=train.class_names)
                               if getattr(cls, "needs_pool", False) else train)
-                    real = {"real": train} if getattr(cls, "needs_real", False) else {}  # DM-MMD
+                    extra = {"real": train} if getattr(cls, "needs_real", False) else {}  # DM-MMD
                     resume = partial.checkpoint_settings(cls, folder, set_key, args.checkpointing_steps, accelerator)
-                    data = cls(ipc=ipc, seed=args.seed, **kwargs, **resume)(source, accelerator=accelerator, **real)
+                    if getattr(cls, "reuses_candidates", False):
+                        extra["candidate_cache"] = candidates
+                    data = cls(ipc=ipc, seed=args.seed, **kwargs, **resume)(source, accelerator=accelerator, **extra)
                     if getattr(cls, "needs_pool", False):  # a pool of another shape: resized to the student's
                         data = student_shaped(data, frames, size)
                 cost.seconds += data.stats.get("resumed_seconds", 0.0)  # a resumed cell: its earlier runs' too
+                if data.stats.get("candidates_reused"):  # the method's cost includes the tracking it reused
+                    cost.seconds += data.stats["track_score_seconds"]
             if ipc is not None:
                 distilled_sets[memo_key] = (data, cost)
                 if main_proc and kept is None:  # kept until the cell is recorded: a killed run does not distil again

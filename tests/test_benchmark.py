@@ -145,6 +145,37 @@ def test_a_mixed_precision_run_is_its_own_setting(tmp_path, run_recipe, monkeypa
     assert record["settings_key"] != fp32["settings_key"]
 
 
+def test_realism_tracks_once_for_both_ipcs(tmp_path, run_recipe, monkeypatch):
+    """The benchmark hands realism one candidate cache per dataset: its IPC 2 cell reuses the IPC 1 cell's tracked
+    and scored candidates, and its distillation time still counts that work."""
+    import numpy as np
+
+    import hf_vdd.benchmark as bench
+    from hf_vdd.distillers import realism
+    from hf_vdd.metrics import classification_metrics, summarize_runs
+
+    def evaluate(data, test, config, accelerator=None, **kwargs):  # the students' work is not what is tested
+        labels = np.arange(test.num_classes)
+        return summarize_runs([classification_metrics(np.eye(test.num_classes), labels, test.num_classes)], 0.0, {})
+
+    monkeypatch.setattr(bench, "evaluate_distilled", evaluate)
+    detected, load = [], realism.load_detector
+
+    def counting_detector(*args):
+        detector = load(*args)
+        return lambda frames: detected.append(1) or detector(frames)
+
+    monkeypatch.setattr(realism, "load_detector", counting_detector)
+    out = tmp_path / "bench"
+    run_recipe("recipes/benchmark.py", "--datasets", "toy-actions", "--methods", "realism", "--ipc", "1", "2",
+               "--runs", "1", "--frame_size", "32", "--num_frames", "4", "--output_dir", str(out), "--overrides",
+               '{"realism": {"candidates_per_class": 3, "grid": 1, "fast_tracker": true, "teacher_steps": 2}}',
+               env={"HF_VDD_CACHE": str(tmp_path / "cache")})
+    records = {r["ipc"]: r for r in json.loads((out / "results" / "results.json").read_text())}
+    assert set(records) == {1, 2} and len(detected) == 30  # 10 classes x 3 candidates, detected and tracked once
+    assert records[2]["distill_seconds"] >= records[1]["distill_seconds"] * 0.5
+
+
 @pytest.mark.parametrize("overrides, message", [
     ('{"dm": {"iterationz": 5}}', "unknown field(s) ['iterationz']"),
     ('{"dm": {"train": {"stepz": 5}}}', "unknown field(s) ['train.stepz']"),

@@ -196,6 +196,28 @@ def test_mosaics_shapes_soft_labels_and_seed(toy_out, toy_train, teacher_dir):
     assert torch.equal(again.videos, out.videos) and again.stats["tile_source_index"] == out.stats["tile_source_index"]
 
 
+def test_candidate_cache_reuses_tracking_across_ipcs_with_the_fresh_result(toy_train, teacher_dir, monkeypatch):
+    """The benchmark's IPC 1 then IPC 2: the second call tracks nothing and gives what a fresh IPC 2 call gives; a
+    changed setting (not ipc or top_k) tracks again."""
+    make = lambda **kw: RealismDistiller(**({"grid": 2, "teacher": str(teacher_dir), "boxes_per_video": 2,  # noqa: E731
+                                             "fast_tracker": True, "seed": 0} | kw))
+    fresh = make(ipc=2)(toy_train)
+    calls = []
+    real_track = R.track
+    monkeypatch.setattr(R, "track", lambda *a, **k: calls.append(1) or real_track(*a, **k))
+    cache = {}
+    one = make(ipc=1)(toy_train, candidate_cache=cache)
+    tracked = len(calls)
+    assert tracked > 0 and len(cache) == 1 and "candidates_reused" not in one.stats
+    two = make(ipc=2)(toy_train, candidate_cache=cache)
+    assert len(calls) == tracked and two.stats["candidates_reused"] is True  # nothing tracked again
+    assert torch.equal(two.videos, fresh.videos) and torch.equal(two.soft_labels, fresh.soft_labels)
+    assert two.stats["tile_source_index"] == fresh.stats["tile_source_index"]
+    assert two.stats["track_score_seconds"] == one.stats["track_score_seconds"]  # the reused work's cost
+    make(ipc=1, crop="track")(toy_train, candidate_cache=cache)  # another crop: other candidates
+    assert len(calls) > tracked and len(cache) == 1
+
+
 def test_tiles_match_source_crops_and_fallback_is_counted(static_set, teacher3_dir):
     out = RealismDistiller(ipc=1, grid=2, teacher=str(teacher3_dir))(static_set)
     assert out.stats["fallback_no_detection"] == len(static_set) == 15 and out.stats["fallback_lost_track"] == 0
