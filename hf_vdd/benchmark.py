@@ -139,7 +139,9 @@ def leaderboard(records: list[dict], student: str = "convnet3d") -> str:
     by = {(r["dataset"], r["method"], r["ipc"]): r for r in recs}
     best = {c: max((by[(c[0], m, c[1])]["top1"]["mean"] for m in methods if (c[0], m, c[1]) in by), default=None)
             for c in cols}
-    head = "| method | " + " | ".join(f"{d} IPC {k}" for d, k in cols) + " |"
+    if not cols:  # only the reference rows were run (full, static): one column per dataset
+        cols = sorted({(r["dataset"], None) for r in recs if r["method"] in ("full", "static")}, key=str)
+    head = "| method | " + " | ".join(f"{d} IPC {k}" if k else f"{d} (all clips)" for d, k in cols) + " |"
     lines = [head, "|---|" + "---|" * len(cols)]
     for ref in ("full", "static"):
         vals = [_fmt(by[(d, ref, None)]["top1"]) if (d, ref, None) in by else "–" for d, _ in cols]

@@ -35,7 +35,8 @@ def plot_results(records: list[dict], folder: str | os.PathLike) -> list[Path]:
                         capsize=3)
         for r in recs:
             if r["dataset"] == d and r["ipc"] is None:
-                ax.axhline(r["top1"]["mean"], ls="--", lw=1, color="k" if r["method"] == "full" else "grey")
+                ax.axhline(r["top1"]["mean"], ls="--", lw=1, color="k" if r["method"] == "full" else "grey",
+                           label=f"{r['method']} data")
         ax.set_xscale("log")
         ax.set(title=d, xlabel="IPC", ylabel="top-1 (%)")
         ax.legend(fontsize=7)

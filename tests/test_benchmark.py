@@ -24,6 +24,21 @@ def test_leaderboard_marks_the_best_cell():
     assert "| full data | 90.0 ± 0.0 | 90.0 ± 0.0 |" in lines
     assert "| dm | **30.0 ± 0.0** | – |" in lines and "| random | 20.0 ± 0.0 | **40.0 ± 0.0** |" in lines
     assert "- `dm`: defaults; student –" in lines
+    alone = leaderboard([_rec("full", None, 80.0), _rec("static", None, 79.0)]).splitlines()  # no IPC cell yet
+    assert alone[:4] == ["| method | d (all clips) |", "|---|---|", "| full data | 80.0 ± 0.0 |",
+                         "| static data | 79.0 ± 0.0 |"]
+
+
+def test_plots_of_reference_rows_alone_have_a_legend(tmp_path):
+    import warnings
+
+    from hf_vdd.benchmark_plots import plot_results
+
+    recs = [_rec(m, None, top1) | {"per_class": [top1, top1]} for m, top1 in (("full", 80.0), ("static", 79.0))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        written = plot_results(recs, tmp_path)
+    assert (tmp_path / "accuracy_vs_ipc.png") in written
 
 
 def test_overrides_are_shown_per_cell():
