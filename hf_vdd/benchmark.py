@@ -295,9 +295,8 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     data = cls(ipc=ipc, seed=args.seed, **kwargs, **resume)(source, accelerator=accelerator, **extra)
                     if getattr(cls, "needs_pool", False):  # a pool of another shape: resized to the student's
                         data = student_shaped(data, frames, size)
-                cost.seconds += data.stats.get("resumed_seconds", 0.0)  # a resumed cell: its earlier runs' too
-                if data.stats.get("candidates_reused"):  # the method's cost includes the tracking it reused
-                    cost.seconds += data.stats["track_score_seconds"]
+                # a resumed cell: its earlier runs' time too (and realism's reused candidates: their tracking)
+                cost.seconds += data.stats.get("resumed_seconds", 0.0)
             if ipc is not None:
                 distilled_sets[memo_key] = (data, cost)
                 if main_proc and kept is None:  # kept until the cell is recorded: a killed run does not distil again

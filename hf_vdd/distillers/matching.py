@@ -29,17 +29,13 @@ def fresh_embedder(seed: int, iteration: int, num_classes: int, widths=(64, 128,
     without a CPU pass (initialising 3.6 M parameters on one CPU thread took 57 ms of a 93 ms DM iteration on an
     H200), but other weights than a CPU run's. `embedding`: what its `embed` returns (`ConvNet3D.embedding`)."""
     device = torch.device(device) if device is not None else None
-    net_seed = derived_generator(seed, iteration, 1 << 20).initial_seed()
-    if device is not None and device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index], device_type="cuda"), torch.device(device):
-            torch.manual_seed(net_seed)
-            net = ConvNet3D(num_classes=num_classes, widths=tuple(widths)).eval()
-    else:
-        state = torch.random.get_rng_state()
-        torch.manual_seed(net_seed)
+    cuda = device is not None and device.type == "cuda"
+    devices = [torch.cuda.current_device() if device.index is None else device.index] if cuda else []
+    # the global generators are restored afterwards: the CPU one always, the device's one on CUDA
+    with torch.random.fork_rng(devices=devices, device_type="cuda"), \
+            torch.device(device) if cuda else contextlib.nullcontext():
+        torch.manual_seed(derived_generator(seed, iteration, 1 << 20).initial_seed())
         net = ConvNet3D(num_classes=num_classes, widths=tuple(widths)).eval()
-        torch.random.set_rng_state(state)
     net.embedding = embedding
     for p in net.parameters():
         p.requires_grad_(False)

@@ -214,6 +214,7 @@ def test_candidate_cache_reuses_tracking_across_ipcs_with_the_fresh_result(toy_t
     assert torch.equal(two.videos, fresh.videos) and torch.equal(two.soft_labels, fresh.soft_labels)
     assert two.stats["tile_source_index"] == fresh.stats["tile_source_index"]
     assert two.stats["track_score_seconds"] == one.stats["track_score_seconds"]  # the reused work's cost
+    assert two.stats["resumed_seconds"] == one.stats["track_score_seconds"]  # what the benchmark adds to the cell
     make(ipc=1, crop="track")(toy_train, candidate_cache=cache)  # another crop: other candidates
     assert len(calls) > tracked and len(cache) == 1
 
