@@ -25,6 +25,8 @@ class LatteArgs:
     output_dir: str = field(default="outputs/latte-finetuned", metadata={"help": "Pipeline folder to write."})
     pretrained: str | None = field(default=None, metadata={
         "help": "LattePipeline folder or Hub id to start from; default: a tiny Latte built from a config."})
+    tiny_width: int = field(default=64, metadata={"help": "Width of the tiny Latte built without --pretrained."})
+    tiny_layers: int = field(default=2, metadata={"help": "Spatial+temporal blocks of that tiny Latte."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the folder to a Hub model repo."})
     hub_repo_id: str | None = field(default=None, metadata={"help": "Hub model repo id for --push_to_hub."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output_dir if it holds an earlier "
@@ -42,7 +44,8 @@ def main():
         pipe = load_latte(args.pretrained)
     else:
         pipe = tiny_latte_pipeline(train.class_names, train.num_frames, train.frame_size, seed=config.seed,
-                                   prompt_template=config.prompt_template)
+                                   prompt_template=config.prompt_template, width=args.tiny_width,
+                                   layers=args.tiny_layers)
     stats = finetune_latte(pipe, train, config, output_dir=args.output_dir, accelerator=accelerator,
                            source=str(data.dataset))
     if accelerator.is_main_process:

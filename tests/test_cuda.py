@@ -105,3 +105,19 @@ def test_fresh_embedder_is_made_on_the_gpu_with_the_same_weights_every_time():
     assert a.features[0].weight.std() > 0 and a.features[0].bias.abs().sum() == 0  # He init, zero bias
     assert torch.equal(torch.random.get_rng_state(), cpu_state) and torch.equal(torch.cuda.get_rng_state(),
                                                                                 cuda_state)  # no global draw
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_real_batches_are_page_locked_uint8_converted_on_the_gpu(tiny_toy, num_workers):
+    from hf_vdd.data.streaming import PrefetchingClassSampler
+    from hf_vdd.distillers.matching import ClassSampler
+
+    train = load_video_dataset(tiny_toy, "train", num_frames=4, frame_size=32)
+    assert train.stack_uint8([0, 1], pin_memory=True).is_pinned()
+    keys = [(0, 0), (0, 1)]
+    with PrefetchingClassSampler(train, 3, keys, n=2, num_workers=num_workers, device="cuda") as sampler:
+        for it, c in keys:
+            x, g = sampler.batch(3, it, c, 2)
+            x_cpu, g_cpu = ClassSampler(train).batch(3, it, c, 2)
+            assert x.device.type == "cuda" and torch.equal(x.cpu(), x_cpu)  # the same values, converted there
+            assert torch.equal(g.get_state(), g_cpu.get_state())

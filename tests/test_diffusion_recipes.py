@@ -89,13 +89,15 @@ def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path, run):
 def test_finetune_latte_recipe_checkpoints_and_resumes(tmp_path, run):
     out = tmp_path / "latte"
     args = ["recipes/finetune_latte.py", "--output_dir", str(out), "--vae_steps", "2", "--batch_size", "4",
-            "--checkpointing_steps", "2"]
+            "--checkpointing_steps", "2", "--tiny_width", "32", "--tiny_layers", "1"]
     run(*args, "--steps", "2")
     assert (tmp_path / "latte.checkpoints" / "checkpoint-2").is_dir()
     res = run(*args, "--steps", "3", "--resume_from_checkpoint", "latest")
     assert "wrote" in res.stdout
     facts = json.loads((out / "hf_vdd_latte.json").read_text())
     assert facts["stats"]["resumed_from"] == 2 and facts["class_names"] == NAMES
+    tf = json.loads((out / "transformer" / "config.json").read_text())
+    assert (tf["num_layers"], tf["num_attention_heads"] * tf["attention_head_dim"]) == (1, 32)  # --tiny_width/layers
     res = run(*args, "--steps", "1", "--push_to_hub", check=False)
     assert res.returncode == 2 and "--hub_repo_id" in res.stderr
 

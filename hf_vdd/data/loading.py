@@ -252,14 +252,21 @@ class VideoClassificationSet(torch.utils.data.Dataset):
     def clip(self, i: int, train: bool | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Sampled clip `i`: `(num_frames, 3, S, S)` float in [0, 1]. Frames are drawn from `generator` (the global
         generator when `None`); without a preload or cache, only the frames the sample uses are decoded."""
+        return self.clip_uint8(i, train, generator).float() / 255.0
+
+    def clip_uint8(self, i: int, train: bool | None = None, generator: torch.Generator | None = None,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """`clip` before its conversion: `(num_frames, 3, S, S)` uint8 (written into `out` when given)."""
         train = self.train if train is None else train
         try:
             if self._cache is not None or self.cache_size > 0:
                 frames = self.full_clip(i)
                 length = frames.shape[0]
-                frames = frames[torch.as_tensor(self._frame_indices(length, train, generator))]
+                where = torch.as_tensor(self._frame_indices(length, train, generator))
+                frames = frames[where] if out is None else torch.index_select(frames, 0, where, out=out)
             else:
                 frames, length = self._sampled_frames(i, train, generator)
+                frames = frames if out is None else out.copy_(frames)
         except CorruptVideoError as err:
             raise CorruptVideoError(f"{err} (item {i} of {self.name}; load with skip_corrupt=True to skip "
                                     f"unreadable videos)") from err
@@ -267,7 +274,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
             self._warned_short.add(int(self._index[i]))
             logger.warning(f"{self.describe(i)} has {length} frames, fewer than num_frames={self.num_frames}: its "
                            f"frames are repeated to fill the clip.")
-        return frames.float() / 255.0
+        return frames
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.clip(i), int(self.labels[i])
@@ -311,8 +318,19 @@ class VideoClassificationSet(torch.utils.data.Dataset):
         return self
 
     def stack(self, indices, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`(len(indices), T, 3, S, S)` float batch of sampled clips."""
-        return torch.stack([self.clip(int(i), train=train, generator=generator) for i in indices])
+        """`(len(indices), T, 3, S, S)` float batch of sampled clips (`clip`'s, drawn in order)."""
+        return self.stack_uint8(indices, train=train, generator=generator).float() / 255.0
+
+    def stack_uint8(self, indices, train: bool = False, generator: torch.Generator | None = None,
+                    pin_memory: bool = False) -> torch.Tensor:
+        """`stack` before its conversion (the same draws): `(len(indices), T, 3, S, S)` uint8, each clip gathered
+        straight into one batch tensor (in page-locked memory with `pin_memory`, for an asynchronous copy to a
+        GPU). `stack(...) == stack_uint8(...).float() / 255` exactly, on any device."""
+        s = self.frame_size
+        out = torch.empty((len(indices), self.num_frames, 3, s, s), dtype=torch.uint8, pin_memory=pin_memory)
+        for j, i in enumerate(indices):
+            self.clip_uint8(int(i), train=train, generator=generator, out=out[j])
+        return out
 
 
 class _FullClips(torch.utils.data.Dataset):

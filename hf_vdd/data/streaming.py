@@ -2,7 +2,9 @@
 
 A matching distiller (DM, IDTD, DAViD) asks, in a known order, for the real batch of class `c` at iteration `it`:
 `batch(seed, it, c, n)` → `(n, T, 3, S, S)` float clips of class `c` in [0, 1] and the generator that drew them
-(`derived_generator(seed, it, c)`, advanced past the batch's draws). `PrefetchingClassSampler` is given that order
+(`derived_generator(seed, it, c)`, advanced past the batch's draws). A batch is gathered as uint8 into one tensor
+(page-locked when bound for a GPU), copied as uint8 and converted to float on the sampler's `device`: a quarter of
+the bytes to copy and no float conversion on the host. `PrefetchingClassSampler` is given that order
 (the plan) up front and decodes the batches in worker processes while the distiller computes:
 
 ```python
@@ -33,12 +35,31 @@ logger = get_logger(__name__)
 
 
 def sample_class_batch(train_set, by_class: dict[int, np.ndarray], c: int, n: int,
-                       generator: torch.Generator) -> torch.Tensor:
+                       generator: torch.Generator, device=None) -> torch.Tensor:
     """`min(n, #class c)` clips of class `c`, picked by `randperm` and sampled with random starts, all drawn from
-    `generator`: `(n, T, 3, S, S)` float in [0, 1] (`ClassSampler.sample`'s draws, in the same order)."""
+    `generator`: `(n, T, 3, S, S)` float in [0, 1] on `device` (default CPU; `ClassSampler.sample`'s draws, in the
+    same order), gathered as uint8 and converted on the device (`to_float`)."""
+    return to_float(sample_class_uint8(train_set, by_class, c, n, generator, pin_memory=_pins(device)), device)
+
+
+def sample_class_uint8(train_set, by_class: dict[int, np.ndarray], c: int, n: int, generator: torch.Generator,
+                       pin_memory: bool = False) -> torch.Tensor:
+    """`sample_class_batch` before its conversion: the same clips as `(n, T, 3, S, S)` uint8 on the CPU."""
     idx = by_class[c]
     pick = idx[torch.randperm(len(idx), generator=generator)[: min(n, len(idx))].numpy()]
-    return train_set.stack(pick, train=True, generator=generator)
+    return train_set.stack_uint8(pick, train=True, generator=generator, pin_memory=pin_memory)
+
+
+def to_float(batch: torch.Tensor, device=None) -> torch.Tensor:
+    """A uint8 batch as float in [0, 1] on `device`: copied as uint8 (a quarter of the bytes; asynchronously from
+    page-locked memory) and converted there, so a GPU does the conversion. Equal to `batch.float() / 255` on any
+    device (one correctly rounded division per value)."""
+    return batch.to(device if device is not None else batch.device, non_blocking=True).float().div_(255.0)
+
+
+def _pins(device) -> bool:
+    """Whether batches bound for `device` are gathered into page-locked memory (a CUDA device)."""
+    return device is not None and torch.device(device).type == "cuda"
 
 
 class _PlannedBatches(Dataset):
@@ -55,7 +76,7 @@ class _PlannedBatches(Dataset):
         it, c = self.keys[j]
         g = derived_generator(self.seed, it, c)
         try:
-            return (it, c), sample_class_batch(self.train_set, self.by_class, c, self.n, g), g.get_state()
+            return (it, c), sample_class_uint8(self.train_set, self.by_class, c, self.n, g), g.get_state()
         except (ValueError, OSError) as err:  # CorruptVideoError, FileNotFoundError
             return (it, c), err, None
         finally:
@@ -73,6 +94,8 @@ class PrefetchingClassSampler:
         n: clips per batch (`batch_real`).
         num_workers: worker processes (0: every batch inline, no process started).
         prefetch_factor: batches each worker decodes ahead.
+        device: where `batch` returns its clips (default CPU). Workers hand over uint8 batches (page-locked for a
+            CUDA device), converted to float on `device`.
 
     `batch(seed, it, c, n)` returns exactly `ClassSampler(train_set).batch(seed, it, c, n)`: the same tensor and a
     generator in the same state. Workers start at the first request (or `start()`); close them with `close()`, a
@@ -80,11 +103,12 @@ class PrefetchingClassSampler:
     (re)starts (`restarts`: 1 for a plan requested in order).
     """
 
-    def __init__(self, train_set, seed: int, keys, n: int, num_workers: int = 2, prefetch_factor: int = 2):
+    def __init__(self, train_set, seed: int, keys, n: int, num_workers: int = 2, prefetch_factor: int = 2,
+                 device=None):
         if num_workers < 0 or prefetch_factor < 1:
             raise ValueError(f"num_workers must be >= 0 and prefetch_factor >= 1, got {num_workers} and "
                              f"{prefetch_factor}.")
-        self.train_set, self.seed, self.n = train_set, int(seed), int(n)
+        self.train_set, self.seed, self.n, self.device = train_set, int(seed), int(n), device
         self.by_class = train_set.indices_per_class()
         self.keys = [(int(it), int(c)) for it, c in keys]
         preloaded = getattr(train_set, "_cache", None) is not None
@@ -101,7 +125,7 @@ class PrefetchingClassSampler:
 
     def sample(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """`ClassSampler.sample`: `n` clips of class `c` drawn from `generator` (computed here, inline)."""
-        return sample_class_batch(self.train_set, self.by_class, c, n, generator)
+        return sample_class_batch(self.train_set, self.by_class, c, n, generator, self.device)
 
     def batch(self, seed: int, it: int, c: int, n: int) -> tuple[torch.Tensor, torch.Generator]:
         """The real batch of class `c` at iteration `it`, `(n, T, 3, S, S)` float in [0, 1], and its generator
@@ -123,7 +147,7 @@ class PrefetchingClassSampler:
         result, state = self._ready.pop(pos)
         if state is None:
             raise result
-        return result, torch.Generator().set_state(state)
+        return to_float(result, self.device), torch.Generator().set_state(state)
 
     def start(self) -> PrefetchingClassSampler:
         """Start the workers on the plan now (the first `batch` does otherwise); returns `self`."""
@@ -168,7 +192,7 @@ class PrefetchingClassSampler:
         self._ready.clear()
         plan = _PlannedBatches(self.train_set, self.by_class, self.seed, self.keys[pos:], self.n)
         loader = DataLoader(plan, batch_size=None, shuffle=False, num_workers=self.num_workers,
-                            prefetch_factor=self.prefetch_factor)
+                            prefetch_factor=self.prefetch_factor, pin_memory=_pins(self.device))
         self._iterator, self._next = iter(loader), pos
         self.stats["restarts"] += 1
 

@@ -89,9 +89,10 @@ class ClassParallelEngine:
         """The sampler of the real batches the method will request, in that order: `keys` = its `(iteration,
         class)` plan, `n` clips each. Workers decode ahead when the set says so (`train_set.sampler_options`, set by
         the recipes from `--dataloader_num_workers`; default: inline, no worker); a preloaded set is sampled inline.
-        Any plan gives the same batches (`ClassSampler.batch`'s); the engine stops the workers in `stats()`."""
+        Any plan gives the same batches (`ClassSampler.batch`'s), on `self.device`: clips travel as uint8 (page-locked
+        for a GPU) and become float there. The engine stops the workers in `stats()`."""
         options = getattr(train_set, "sampler_options", None) or {"num_workers": 0}
-        self._sampler = PrefetchingClassSampler(train_set, self.config.seed, keys, n, **options)
+        self._sampler = PrefetchingClassSampler(train_set, self.config.seed, keys, n, device=self.device, **options)
         return self._sampler
 
     @property

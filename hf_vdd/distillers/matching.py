@@ -100,14 +100,15 @@ def dm_losses(net: ConvNet3D, real: dict[int, torch.Tensor], syn: dict[int, torc
 
 
 class ClassSampler:
-    """Per-class real batches: `sample(c, n, generator)` → `(n, T, C, H, W)` clips of class `c` (random starts)."""
+    """Per-class real batches: `sample(c, n, generator)` → `(n, T, C, H, W)` clips of class `c` (random starts), on
+    `device` (default CPU; gathered as uint8 and converted there)."""
 
-    def __init__(self, train_set):
-        self.train_set = train_set
+    def __init__(self, train_set, device=None):
+        self.train_set, self.device = train_set, device
         self.by_class = train_set.indices_per_class()
 
     def sample(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        return sample_class_batch(self.train_set, self.by_class, c, n, generator)
+        return sample_class_batch(self.train_set, self.by_class, c, n, generator, self.device)
 
     def batch(self, seed: int, it: int, c: int, n: int) -> tuple[torch.Tensor, torch.Generator]:
         """The real batch of class `c` at iteration `it` (`sample` with `derived_generator(seed, it, c)`) and that

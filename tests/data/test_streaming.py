@@ -1,5 +1,6 @@
 """PrefetchingClassSampler hands out exactly ClassSampler's batches (tensors and generator states), in or out of
-plan order, with or without workers; DataArgs exposes its flags."""
+plan order, with or without workers, on the device asked for (gathered as uint8, converted there); DataArgs exposes
+its flags."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 
 from hf_vdd import CorruptVideoError, load_video_dataset
 from hf_vdd.cli import DataArgs, parse_args
-from hf_vdd.data.streaming import PrefetchingClassSampler
+from hf_vdd.data.streaming import PrefetchingClassSampler, to_float
 from hf_vdd.distillers.matching import ClassSampler
 
 SEED, N = 7, 2
@@ -77,6 +78,31 @@ def test_preloaded_sets_are_sampled_inline(train_set):
     sampler = PrefetchingClassSampler(preloaded, SEED, [(0, 0)], n=N, num_workers=2)
     assert sampler.num_workers == 0
     _assert_same(sampler, ClassSampler(train_set), 0, 0)
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_uint8_batches_are_the_float_batches_before_conversion(train_set, preload):
+    data = train_set.subset(range(len(train_set)))
+    data = data.preload(show_progress=False) if preload else data
+    pick = [0, 3, 1]
+    g, g_ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    raw = data.stack_uint8(pick, train=True, generator=g)
+    clips = torch.stack([data.clip(i, train=True, generator=g_ref) for i in pick])  # clip by clip, as before
+    assert raw.dtype == torch.uint8 and raw.shape == (3, 4, 3, 32, 32)
+    assert torch.equal(raw.float() / 255, clips) and torch.equal(to_float(raw), clips)
+    assert torch.equal(g.get_state(), g_ref.get_state())  # the same draws
+    assert torch.equal(data.stack(pick), torch.stack([data.clip(i, train=False) for i in pick]))
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_batches_come_on_the_sampler_device(train_set, num_workers):
+    keys = [(0, 0), (0, 1)]
+    with PrefetchingClassSampler(train_set, SEED, keys, n=N, num_workers=num_workers, device="meta") as sampler:
+        for it, c in keys + [(3, 0)]:  # planned (prefetched by the worker) and inline
+            x, _ = sampler.batch(SEED, it, c, N)
+            assert x.device.type == "meta" and x.dtype == torch.float32 and x.shape == (N, 4, 3, 32, 32)
+    x, _ = ClassSampler(train_set, device="meta").batch(SEED, 0, 0, N)
+    assert x.device.type == "meta" and x.dtype == torch.float32
 
 
 def test_data_args_stream_flags(video_folder):
