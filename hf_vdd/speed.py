@@ -35,7 +35,8 @@ from .utils import atomic_folder, keep_freed_memory
 
 IMPLS = {"reference": "reference (classic DM loop)", "dm-noaug": "hf_vdd DM, augment 0",
          "dm-cl": "hf_vdd DM, augment 0, channels_last", "dm-bf16": "hf_vdd DM, augment 0, channels_last, bf16",
-         "dm": "hf_vdd DM, augment 1 (default)", "idtd": "hf_vdd IDTD (default)"}
+         "dm-classes": "hf_vdd DM, augment 0, all classes per forward", "dm": "hf_vdd DM, augment 1 (default)",
+         "idtd": "hf_vdd IDTD (default)"}
 RESULT_PREFIX = "HF_VDD_SPEED_RESULT "
 RESULT_MARKERS = ("speed.json", "memory.json")  # hf_vdd wrote a results folder holding one
 REPO = Path(__file__).resolve().parents[1]
@@ -186,7 +187,8 @@ def hf_vdd_seconds(case: Case, train_set) -> tuple[list[float], str]:
         distiller = IDTDDistiller(IDTDConfig(**common))
     else:
         distiller = DMDistiller(DMConfig(**common, augment_strength=0.0 if case.impl != "dm" else 1.0,
-                                         channels_last=case.impl in ("dm-cl", "dm-bf16")))
+                                         channels_last=case.impl in ("dm-cl", "dm-bf16"),
+                                         class_batch=case.num_classes if case.impl == "dm-classes" else 1))
     from .training import make_accelerator
 
     bf16 = case.impl == "dm-bf16"

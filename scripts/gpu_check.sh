@@ -11,9 +11,11 @@
 #   2. DM, IDTD, DAViD: 20 iterations on toy-actions at 112x112x16, --mixed_precision no and bf16
 #   3. a 2-class Latte pool: a tiny Latte (hf_vdd.diffusion.tiny_latte_pipeline) over 2 ucf12 classes, pool and
 #      selection through recipes/diffusion_select.py
-#   4. python recipes/speed.py --device cuda --threads 1 --isolate false, the three default shapes and issue 15's
+#   4. fp32 against bf16 distilled sets (issue 15: within 2 points): DM on toy-actions at 16x32x32, IPC 5, 200
+#      iterations, --mixed_precision no and bf16, each set evaluated by 3 fp32 students of 300 steps
+#   5. python recipes/speed.py --device cuda --threads 1 --isolate false, the three default shapes and issue 15's
 #      50 classes at 112x112x16 (one Python for all cases: the imports are paid once; peak CUDA memory is per case)
-#   5. the runs of step 2 on ucf12
+#   6. the runs of step 2 on ucf12
 # Without CUDA it runs the same steps at small sizes on the CPU (32x32x8, 2 iterations, fp32 and, when the recipes
 # have the flag, bf16; speed.py --quick), skips the ucf12 runs, and says so.
 #
@@ -113,14 +115,23 @@ EOF
 step latte-pool $PY recipes/diffusion_select.py --dataset "$OUT/runs/pool-data" --frame_size 32 --num_frames 8 \
     --generator "$OUT/runs/pool-data/latte" --selector random --vpc 2 --videos_per_class_pool 4 --shard_size 2 \
     --num_inference_steps $(( CUDA ? 20 : 2 )) --pool_dir "$OUT/runs/pool" --output_dir "$OUT/runs/pool-select"
-# 4. speed: hf_vdd against the classic DM loop
+# 4. fp32 against bf16 distilled sets: the same DM in each precision, each set evaluated the same way (fp32)
+for mp in $PRECISIONS; do
+    extra=()
+    (( CUDA || HAS_MP )) && extra+=(--mixed_precision "$mp")
+    step "precision-set-$mp" $PY recipes/dm.py --dataset toy-actions --frame_size 32 --num_frames 16 --ipc 5 \
+        --iterations $(( CUDA ? 200 : 2 )) --output_dir "$OUT/runs/precision-set-$mp" "${extra[@]}"
+    step "precision-eval-$mp" $PY recipes/evaluate.py --dataset toy-actions --distilled "$OUT/runs/precision-set-$mp" \
+        --runs $(( CUDA ? 3 : 1 )) --steps $(( CUDA ? 300 : 2 )) --output_json "$OUT/runs/precision-eval-$mp.json"
+done
+# 5. speed: hf_vdd against the classic DM loop
 if (( CUDA )); then
     step speed $PY recipes/speed.py --device cuda --threads 1 --isolate false --output_dir "$OUT/speed" \
         --configs 5x64x8 5x112x16 50x64x8 50x112x16
 else
     step speed $PY recipes/speed.py --quick --output_dir "$OUT/speed"
 fi
-# 5. the heavy runs: ucf12 at 112x112x16
+# 6. the heavy runs: ucf12 at 112x112x16
 if (( CUDA )); then
     distil_runs ucf12
 else
@@ -140,6 +151,10 @@ for meta in sorted(Path(sys.argv[1], "runs").glob("*/distillation.json")):
         nan = float("nan")
         rows.append(f"| {meta.parent.name} | {stats['seconds_per_iteration']:.3f} | "
                     f"{stats.get('peak_rss_mb', nan):.0f} | {stats.get('distill_seconds', nan):.1f} |")
+for report in sorted(Path(sys.argv[1], "runs").glob("precision-eval-*.json")):
+    top1, precision = json.loads(report.read_text())["top1"], report.stem.split("-")[-1]
+    rows.append(f"\nDM set distilled with --mixed_precision {precision}: top-1 {top1['mean']:.1f} ± "
+                f"{top1['std']:.1f}")
 print("\n".join(rows))
 EOF
 [ -f "$OUT/speed/speed.md" ] && { echo; cat "$OUT/speed/speed.md"; } >> "$OUT/summary.md"

@@ -44,6 +44,7 @@ def _teacher():
 
 DISTILLERS = {
     "dm": lambda: DMDistiller(DMConfig(ipc=1, iterations=3, **SMALL)),
+    "dm-class-batch": lambda: DMDistiller(DMConfig(ipc=1, iterations=3, class_batch=4, **SMALL)),
     "idtd": lambda: IDTDDistiller(IDTDConfig(ipc=1, iterations=3, num_selectors=2, **SMALL)),
     "david": lambda: DAViDDistiller(DAViDConfig(ipc=1, iterations=3, beta=0.5, **SMALL), teacher=_teacher()),
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.decoding import denormalize, normalize
+from ..utils import HfVddError
 from .base import DistillationOutput, Distiller, register_distiller
 from .engine import ClassParallelEngine
 from .matching import (
@@ -20,6 +21,7 @@ from .matching import (
     MatchingConfig,
     derived_generator,
     dm_loss,
+    dm_losses,
     fresh_embedder,
 )
 
@@ -35,6 +37,15 @@ class DMConfig(MatchingConfig):
     eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
                                                          "needs an eval_set)."})
     periodic_eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
+    class_batch: int = field(default=1, metadata={
+        "help": "Classes whose clips share one embedder forward (real and synthetic). 1 = class by class (default: "
+                "the lowest memory, byte-identical to earlier runs); on a GPU a larger value (e.g. all classes) gives "
+                "fewer, larger kernels. Same losses up to float rounding."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.class_batch < 1:
+            raise HfVddError(f"class_batch must be >= 1, got {self.class_batch}.")
 
 
 @register_distiller
@@ -67,10 +78,21 @@ class DMDistiller(Distiller):
                    autocast=contextlib.nullcontext) -> torch.Tensor:
         """DM loss of class `c` at iteration `it` (real batch and augmentation drawn from `(seed, it, c)`), on the
         device of `syn_pixels`."""
+        real, seed = self._real(sampler, it, c, syn_pixels.device)
+        return dm_loss(net, real, syn_pixels, seed, self.config.augment_strength, autocast)
+
+    def chunk_losses(self, net, sampler: ClassSampler, it: int, syn_pixels: dict[int, torch.Tensor],
+                     autocast=contextlib.nullcontext) -> dict[int, torch.Tensor]:
+        """`class_loss` of every class in `syn_pixels`, all in one embedder forward per side (`class_batch`)."""
+        real, seeds = {}, {}
+        for c, x in syn_pixels.items():
+            real[c], seeds[c] = self._real(sampler, it, c, x.device)
+        return dm_losses(net, real, syn_pixels, seeds, self.config.augment_strength, autocast, len(syn_pixels))
+
+    def _real(self, sampler: ClassSampler, it: int, c: int, device) -> tuple[torch.Tensor, int]:
+        """Class `c`'s real batch at iteration `it` on `device` and the seed of its augmentation draw."""
         real, g = sampler.batch(self.config.seed, it, c, self.config.batch_real)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        return dm_loss(net, real.to(syn_pixels.device, non_blocking=True), syn_pixels, seed,
-                       self.config.augment_strength, autocast)
+        return real.to(device, non_blocking=True), int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
     def class_losses(self, net, sampler: ClassSampler, it: int, syn_pixels: dict[int, torch.Tensor]) -> dict:
         """`class_loss` of each class in `syn_pixels`."""
@@ -78,8 +100,9 @@ class DMDistiller(Distiller):
 
     def step(self, sampler: ClassSampler, it: int, syn: dict[int, torch.Tensor], momentum: dict,
              num_classes: int, expand=None, engine=None) -> torch.Tensor:
-        """One DM iteration on every class in `syn` (in place): fresh embedder, then class by class the DM loss and
-        SGD with momentum (the losses are separable, so each class's graph is freed before the next one's).
+        """One DM iteration on every class in `syn` (in place): fresh embedder, then class by class (`class_batch`
+        classes at a time) the DM loss and SGD with momentum (the losses are separable, so each chunk's graph is freed
+        before the next one's, and one backward of a chunk's summed loss gives each class its own gradient).
 
         `syn[c]`: leaf tensor in normalised space on the working device; `expand(c, x)` maps it to the
         `(M, T, C, S, S)` clip the embedder sees (DAViD's Temporal Partitioning); default identity. `engine` (a
@@ -92,14 +115,21 @@ class DMDistiller(Distiller):
             device = next(iter(syn.values())).device
             net = fresh_embedder(cfg.seed, it, num_classes, cfg.embed_widths, device, cfg.embedding)
             autocast = contextlib.nullcontext
-        total = 0
-        for c, x in syn.items():
-            loss = self.class_loss(net, sampler, it, c, denormalize(expand(c, x) if expand else x), autocast)
-            (grad,) = torch.autograd.grad(loss, [x])
+        total, classes, k = 0, list(syn), max(1, cfg.class_batch)
+        for i in range(0, len(classes), k):
+            chunk = classes[i:i + k]
+            pixels = {c: denormalize(expand(c, syn[c]) if expand else syn[c]) for c in chunk}
+            if len(chunk) == 1:  # class by class: each class's graph is freed before the next one's
+                losses = {c: self.class_loss(net, sampler, it, c, x, autocast) for c, x in pixels.items()}
+            else:
+                losses = self.chunk_losses(net, sampler, it, pixels, autocast)
+            grads = torch.autograd.grad(sum(losses.values()) if len(chunk) > 1 else losses[chunk[0]],
+                                        [syn[c] for c in chunk])
             with torch.no_grad():
-                momentum[c] = grad if momentum.get(c) is None else cfg.momentum * momentum[c] + grad
-                x -= cfg.lr_img * momentum[c]
-            total = total + loss.detach()
+                for c, grad in zip(chunk, grads):
+                    momentum[c] = grad if momentum.get(c) is None else cfg.momentum * momentum[c] + grad
+                    syn[c] -= cfg.lr_img * momentum[c]
+            total = total + sum(loss.detach() for loss in losses.values())
         return total
 
     # ---- main loop ----------------------------------------------------------------------------------------------

@@ -135,9 +135,43 @@ def test_batched_losses_equal_per_class():
     net = fresh_embedder(0, 0, 3, [8, 16, 16])
     real = {c: torch.rand(3, 4, 3, 32, 32) for c in range(3)}
     syn = {c: torch.rand(2, 4, 3, 32, 32) for c in range(3)}
-    batched = dm_losses(net, real, syn, {c: 10 + c for c in range(3)})
-    for c in range(3):
-        assert torch.allclose(batched[c], dm_loss(net, real[c], syn[c], seed=10 + c), rtol=1e-4, atol=1e-6)
+    seeds = {c: 10 + c for c in range(3)}
+    for class_batch in (1, 2, 3):  # class by class, then 2 + 1 and all 3 classes sharing the embedder's forwards
+        batched = dm_losses(net, real, syn, seeds, class_batch=class_batch)
+        for c in range(3):
+            assert torch.allclose(batched[c], dm_loss(net, real[c], syn[c], seed=10 + c), rtol=1e-4, atol=1e-6)
+    syn = {c: x.clone().requires_grad_(True) for c, x in syn.items()}  # one backward: each class its own gradient
+    grads = torch.autograd.grad(sum(dm_losses(net, real, syn, seeds, class_batch=3).values()), list(syn.values()))
+    for c, grad in enumerate(grads):
+        (alone,) = torch.autograd.grad(dm_loss(net, real[c], syn[c], seed=10 + c), [syn[c]])
+        assert torch.allclose(grad, alone, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("make", ["dm", "david"])
+def test_class_batch_gives_the_class_by_class_result(train_set, make):
+    """`class_batch` classes share the embedder's forwards: the same synthetic videos up to float rounding, also
+    through DAViD's Temporal Partitioning (`expand`)."""
+    from hf_vdd.distillers import DAViDConfig, DAViDDistiller
+
+    def run(class_batch):
+        if make == "dm":
+            return DMDistiller(DMConfig(ipc=2, iterations=3, class_batch=class_batch, **SMALL))(train_set)
+        config = DAViDConfig(ipc=1, iterations=3, beta=0.5, policy="grid", class_batch=class_batch, **SMALL)
+        return DAViDDistiller(config, teacher=_teacher())(train_set)
+
+    one, three = run(1), run(3)  # 4 classes: chunks of 3 + 1
+    for a, b in zip(one.videos, three.videos):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(HfVddError, match="class_batch must be >= 1"):
+        DMConfig(ipc=1, class_batch=0)
+
+
+def _teacher():
+    from hf_vdd.models import ConvNet3D
+    from hf_vdd.teacher import Teacher
+
+    torch.manual_seed(0)
+    return Teacher(ConvNet3D(num_classes=4, widths=(8, 16, 16)), num_frames=4, frame_size=32, source="random")
 
 
 def test_helpers():
