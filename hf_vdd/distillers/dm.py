@@ -83,7 +83,8 @@ class DMDistiller(Distiller):
 
     def chunk_losses(self, net, sampler: ClassSampler, it: int, syn_pixels: dict[int, torch.Tensor],
                      autocast=contextlib.nullcontext) -> dict[int, torch.Tensor]:
-        """`class_loss` of every class in `syn_pixels`, all in one embedder forward per side (`class_batch`)."""
+        """`class_loss` of every class in `syn_pixels`, in one embedder forward per side (`dm_losses`; one class:
+        `class_loss` itself)."""
         real, seeds = {}, {}
         for c, x in syn_pixels.items():
             real[c], seeds[c] = self._real(sampler, it, c, x.device)
@@ -119,12 +120,8 @@ class DMDistiller(Distiller):
         for i in range(0, len(classes), k):
             chunk = classes[i:i + k]
             pixels = {c: denormalize(expand(c, syn[c]) if expand else syn[c]) for c in chunk}
-            if len(chunk) == 1:  # class by class: each class's graph is freed before the next one's
-                losses = {c: self.class_loss(net, sampler, it, c, x, autocast) for c, x in pixels.items()}
-            else:
-                losses = self.chunk_losses(net, sampler, it, pixels, autocast)
-            grads = torch.autograd.grad(sum(losses.values()) if len(chunk) > 1 else losses[chunk[0]],
-                                        [syn[c] for c in chunk])
+            losses = self.chunk_losses(net, sampler, it, pixels, autocast)
+            grads = torch.autograd.grad(sum(losses.values()), [syn[c] for c in chunk])
             with torch.no_grad():
                 for c, grad in zip(chunk, grads):
                     momentum[c] = grad if momentum.get(c) is None else cfg.momentum * momentum[c] + grad
