@@ -83,11 +83,18 @@ def dm_loss(net: ConvNet3D, real: torch.Tensor, syn: torch.Tensor, seed: int | N
     `real`: `(B, T, C, H, W)` and `syn`: `(M, T, C, H, W)`, pixel space; `seed` drives the shared augmentation.
     The real side runs without a graph; `autocast` is the mixed-precision context of the embedder's forwards.
     """
-    if seed is not None and augment_strength > 0:
-        real = augment(real, torch.Generator().manual_seed(seed), augment_strength)
-        syn = augment(syn, torch.Generator().manual_seed(seed), augment_strength)
+    real, syn = siamese_augment(real, syn, seed, augment_strength)
     target = embed_mean(net, real, autocast, frozen=True)
     return ((target - embed_mean(net, syn, autocast)) ** 2).sum()
+
+
+def siamese_augment(real: torch.Tensor, syn: torch.Tensor, seed: int | None, strength: float):
+    """`real` and `syn` augmented with the same draw from `seed` (DSA's siamese augmentation); unchanged without a
+    seed or with `strength <= 0`."""
+    if seed is None or strength <= 0:
+        return real, syn
+    return (augment(real, torch.Generator().manual_seed(seed), strength),
+            augment(syn, torch.Generator().manual_seed(seed), strength))
 
 
 def dm_losses(net: ConvNet3D, real: dict[int, torch.Tensor], syn: dict[int, torch.Tensor],
@@ -107,10 +114,7 @@ def dm_losses(net: ConvNet3D, real: dict[int, torch.Tensor], syn: dict[int, torc
             continue
         reals, syns = [], []
         for c in chunk:
-            r, x = real[c], syn[c]
-            if seeds is not None and augment_strength > 0:
-                r = augment(r, torch.Generator().manual_seed(seeds[c]), augment_strength)
-                x = augment(x, torch.Generator().manual_seed(seeds[c]), augment_strength)
+            r, x = siamese_augment(real[c], syn[c], None if seeds is None else seeds[c], augment_strength)
             reals.append(r)
             syns.append(x)
         with torch.inference_mode(), autocast():
