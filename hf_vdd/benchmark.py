@@ -23,6 +23,7 @@ from huggingface_hub import DatasetCardData
 from . import benchmark_partial as partial
 from .benchmark_plots import plot_results
 from .data.loading import default_video_shape, load_video_dataset
+from .data.sources import shareable, shareable_command
 from .diffusion import load_pool
 from .diffusion.select import student_shaped
 from .distillers import get_distiller
@@ -181,7 +182,8 @@ def save_results_repo(records: list[dict], folder: str | os.PathLike, repo_id: s
         card = render_dataset_card(
             DatasetCardData(pretty_name="hf_vdd benchmark results", tags=["hf_vdd", "dataset-distillation",
                                                                           "benchmark"]),
-            template="results_card.md", version=__version__, board=board, repo_id=repo_id, command=command,
+            template="results_card.md", version=__version__, board=board, repo_id=repo_id,
+            command=shareable_command(command),
             images="\n".join(f"![{p.stem}]({p.name})" for p in plots))
         card.save(tmp / "README.md")
     return folder
@@ -191,7 +193,8 @@ def load_records(out: Path, force: bool = False) -> list[dict]:
     """The stored cells of a benchmark output folder (none with `force`)."""
     for path in (out / "results" / "results.json", out / "results.json"):  # the second: older layout
         if path.exists() and not force:
-            return json.loads(path.read_text())
+            return [r | {"command": shareable_command(r.get("command"))}  # older runs stored the machine's paths
+                    for r in shareable(json.loads(path.read_text()))]
     return []
 
 
@@ -246,11 +249,12 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     done = {(cell_key(r), r.get("settings_key")) for r in records}
     distilled_sets = {}
     for dataset in args.datasets:
+        label = shareable(str(dataset))  # how records and cards name it: never the machine's folders
         size, frames = default_video_shape(dataset, args.frame_size, args.num_frames, toy_frames=16)
         cells = [(m, None) for m in args.methods if m in ("full", "static")]
         cells += [(m, k) for m in args.methods if m not in ("full", "static") for k in args.ipc]
         todo = [c for c in cells if not all(
-            ((dataset, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s, amp))) in done
+            ((label, *c, s), settings_key(cell_settings(args, overrides, size, frames, *c, s, amp))) in done
             for s in args.students)]
         if not todo:
             continue
@@ -303,13 +307,13 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     partial.save_partial_set(data, folder, set_key, extra=cost.to_dict())
             for student in args.students:
                 settings = cell_settings(args, overrides, size, frames, method, ipc, student, amp)
-                if ((dataset, method, ipc, student), settings_key(settings)) in done:
+                if ((label, method, ipc, student), settings_key(settings)) in done:
                     continue
-                stale = [r for r in records if cell_key(r) == (dataset, method, ipc, student)]
+                stale = [r for r in records if cell_key(r) == (label, method, ipc, student)]
                 if stale and main_proc:
                     print(f"{dataset} {method} ipc={ipc} [{student}]: settings changed since the stored result; "
                           f"running it again", flush=True)
-                records = [r for r in records if cell_key(r) != (dataset, method, ipc, student)]
+                records = [r for r in records if cell_key(r) != (label, method, ipc, student)]
                 steps = args.full_steps if ipc is None else args.steps
                 budget = {"steps": steps, "batch_size": args.batch_size} if args.protocol == "fast" else {}
                 train_config = protocol_config(args.protocol, budget | {"student": student, "runs": args.runs,
@@ -330,17 +334,18 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                 distilled = ipc is not None
                 if distilled:
                     data.eval_results = (data.eval_results or {}) | {student: report.to_dict()}
-                records.append(report.to_dict() | {
-                    "dataset": dataset, "method": method, "ipc": ipc, "student": student, "setting": setting,
+                records.append(shareable(report.to_dict() | {
+                    "dataset": label, "method": method, "ipc": ipc, "student": student, "setting": setting,
                     "class_names": test.class_names, "distill_seconds": cost.seconds if distilled else 0.0,
                     "peak_rss_mb": cost.peak_rss_mb, "peak_cuda_mb": cost.peak_cuda_mb,
                     "distiller_overrides": kwargs if distilled else {}, "train_overrides": train_kwargs,
                     "stored_bytes": data.storage_bytes() if distilled else None,
                     "distill_stats": {k: v for k, v in data.stats.items() if k not in
                                       ("loss_curve", "rewards", "q_tables")} if distilled else {},
-                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__, "command": command,
-                    "settings": settings, "settings_key": settings_key(settings)})
-                done.add(((dataset, method, ipc, student), settings_key(settings)))
+                    "repo_folder": name if distilled else None, "hf_vdd_version": __version__,
+                    "command": shareable_command(command), "settings": settings,
+                    "settings_key": settings_key(settings)}))
+                done.add(((label, method, ipc, student), settings_key(settings)))
                 if main_proc:
                     print(f"{dataset} {method} ipc={ipc} [{student}]: {report.summary()} "
                           f"(per class {[round(p) for p in report.per_class]})", flush=True)

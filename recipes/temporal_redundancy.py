@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hf_vdd import analysis
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
+from hf_vdd.data.sources import shareable
 from hf_vdd.teacher import load_teacher
 from hf_vdd.training import TrainConfig, make_accelerator
 from hf_vdd.utils import atomic_folder, check_output_dir
@@ -78,7 +79,8 @@ def main():
         deltas = json.loads(deltas_file.read_text())
         records = json.loads(Path(args.results).read_text())
         per_class = {f"{r['method']} ipc{r['ipc'] or '-'}": r["per_class"] for r in records
-                     if r["dataset"] == str(data.dataset) and len(r["per_class"]) == len(deltas["class_names"])}
+                     if r["dataset"] in (str(data.dataset), shareable(str(data.dataset)))
+                     and len(r["per_class"]) == len(deltas["class_names"])}
         if not per_class:
             raise ValueError(f"{args.results} has no per-class results for {data.dataset}.")
         groups = analysis.delta_groups(deltas, per_class, args.num_groups)

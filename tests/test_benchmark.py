@@ -101,6 +101,10 @@ def test_benchmark_recipe_end_to_end(tmp_path, run_recipe):
     assert "videomae" in load_distilled(out / "toy-actions-ipc1-random").eval_results
     card = (out / "toy-actions-ipc1-herding" / "README.md").read_text()  # a cell's card names the run that made it
     assert "## Reproduce" in card and "benchmark.py --datasets toy-actions --methods full random herding" in card
+    shared = [out / "results" / f for f in ("README.md", "results.json", "results.md")]
+    shared += [p for cell in out.glob("toy-actions-*") for p in (cell / "README.md", cell / "distillation.json")]
+    assert all(str(tmp_path) not in p.read_text() for p in shared)  # cards and records name no machine folders
+    assert "--output_dir bench --readme README.md" in card
     text = readme.read_text()
     assert "old" not in text and "| herding |" in text and text.endswith("tail\n")
     assert "- `random@b4`: train.batch_size=4; student 16x16x16" in text  # every override is shown

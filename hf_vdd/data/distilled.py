@@ -34,23 +34,10 @@ from ..hub import render_dataset_card, save_frames_grid, save_preview_gif, with_
 from ..utils import HfVddError, atomic_folder, check_output_dir
 from ..version import __version__
 from .decoding import IMAGENET_MEAN, IMAGENET_STD, denormalize, interleave_repeat, normalize
+from .sources import shareable, shareable_command
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 META_FILE = "distillation.json"
-# where a run kept its checkpoints and caches on this machine: they never change the set, and stay out of the card
-# and distillation.json (both are shared); `shareable` also shortens any other absolute path to its name
-LOCAL_FIELDS = ("checkpoint_dir", "resume_from_checkpoint", "teacher_cache_dir")
-
-
-def shareable(value):
-    """`value` (config or stats) as a shared card may show it: `LOCAL_FIELDS` keys dropped, absolute paths (a local
-    teacher, a cached model, a skipped video) replaced by their last component, which names them without the machine's
-    folders."""
-    if isinstance(value, dict):
-        return {k: shareable(v) for k, v in value.items() if k not in LOCAL_FIELDS}
-    if isinstance(value, (list, tuple)):
-        return [shareable(v) for v in value]
-    return Path(value).name if isinstance(value, str) and os.path.isabs(value) else value
 
 
 @dataclass
@@ -86,6 +73,7 @@ class DistillationOutput:
     command: str | None = None
 
     def __post_init__(self):
+        self.source = shareable(str(self.source))  # a local folder by its name, never the machine's path
         self.labels = torch.as_tensor(self.labels, dtype=torch.long)
         if len(self.videos) != len(self.labels):
             raise ValueError(f"{len(self.videos)} videos but {len(self.labels)} labels.")
@@ -145,7 +133,7 @@ class DistillationOutput:
                 "normalization": None if self.is_uint8 else {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                 "hf_vdd_version": __version__, "config": shareable(self.config), "stats": shareable(self.stats),
                 "eval_results": self.eval_results, "raw_bytes": self.storage_bytes(), "license": self.license,
-                "command": self.command}
+                "command": shareable_command(self.command)}
 
     def _card(self, meta: dict, repo_id: str, stored_bytes: int):
         # No `configs:` key: `data/train-*` is found by default, and with `configs` in the YAML, datasets 5.2 caches
@@ -214,7 +202,7 @@ class DistillationOutput:
                                 f"and std {list(IMAGENET_STD)}; `load_distilled` undoes it."),
             config_json=json.dumps(config, indent=2, default=str), extra_sections="\n\n".join(sections),
             license=self.license or "unknown (the source's licence was not found; set it with --license)",
-            command=self.command)
+            command=meta["command"])
 
     # ---- save / push ------------------------------------------------------------------------------------
     def save(self, output_dir: str | os.PathLike, repo_id: str | None = None, overwrite: bool = False) -> Path:

@@ -1,13 +1,15 @@
 """Where a split comes from: built-in names, local folders, Hub ids and `datasets` objects resolved to a
 `DatasetDict`/`Dataset` without decoding a video (`load_source`), the split and column pickers, and how a source is
-named in cards (`source_name`, with the Hub commit a split was read at)."""
+named in cards (`source_name`, with the Hub commit a split was read at; `shareable` values and commands)."""
 
 from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Video, load_dataset
@@ -154,3 +156,51 @@ def resolved_revision(dataset: Dataset) -> str | None:
             if _COMMIT.match(part):
                 return part
     return None
+
+
+# where a run kept its checkpoints and caches on this machine: they never change the set, and stay out of the card
+# and distillation.json (both are shared); `shareable` also shortens any other absolute path to its name
+LOCAL_FIELDS = ("checkpoint_dir", "resume_from_checkpoint", "teacher_cache_dir")
+
+
+def shareable(value):
+    """`value` (config, stats, a benchmark record) as a shared card may show it: `LOCAL_FIELDS` keys dropped, absolute
+    paths (a local teacher, a cached model, a skipped video, a dataset folder) replaced by their path inside this
+    repository (`recipes/...`) or else their last component, which names them without the machine's folders."""
+    if isinstance(value, dict):
+        return {k: shareable(v) for k, v in value.items() if k not in LOCAL_FIELDS}
+    if isinstance(value, (list, tuple)):
+        return [shareable(v) for v in value]
+    if not (isinstance(value, str) and os.path.isabs(value)):
+        return value
+    try:
+        return Path(value).relative_to(_REPO).as_posix() if (_REPO / "recipes").is_dir() else Path(value).name
+    except ValueError:
+        return Path(value).name
+
+
+_REPO = Path(__file__).resolve().parents[2]  # the checkout's root (recipes/ beside hf_vdd/) when run from one
+
+
+def shareable_command(command: str | None) -> str | None:
+    """A command line as a shared card may show it: each absolute path argument (`--dataset /data/ucf`,
+    `--x=/a/b`, paths inside a JSON argument such as `--overrides`) made `shareable`; the rest stays as typed."""
+    try:
+        parts = shlex.split(command) if command else None
+    except ValueError:  # not a shell line: leave it
+        return command
+    if parts is None:
+        return command
+
+    def short(token: str) -> str:
+        if token.startswith("--") and "=" in token:
+            flag, value = token.split("=", 1)
+            return f"{flag}={short(value)}"
+        if token[:1] in "{[":
+            try:
+                return json.dumps(shareable(json.loads(token)))
+            except ValueError:
+                return token
+        return shareable(token)
+
+    return shlex.join(short(t) for t in parts)

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
+from ..data.sources import shareable
 from ..utils import atomic_file, get_logger, precision_key, progress, runtime
 
 logger = get_logger(__name__)
@@ -356,8 +357,8 @@ class VideoPool:
         return len(self.class_names)
 
     @property
-    def name(self) -> str:
-        return self.manifest.get("dataset", "unknown")
+    def name(self) -> str:  # the source as cards name it (a pool records the folder it was generated for)
+        return shareable(self.manifest.get("dataset", "unknown"))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -105,6 +107,13 @@ def test_random_is_seeded(pool):
     c = PoolRandomSelection(ipc=4, seed=2)(pool)
     assert torch.equal(a.source_index, b.source_index) and not torch.equal(a.source_index, c.source_index)
     assert _per_class(a, pool) == [4, 4, 4]
+
+
+def test_a_pool_generated_for_a_local_folder_names_the_folder_not_its_path(pool):
+    """A pool records the dataset it was generated for as given (a path); the selected set's source is its name."""
+    local = dataclasses.replace(pool, manifest=pool.manifest | {"dataset": "/root/hf_vdd-data/ucf12-miniucf"})
+    assert local.name == "ucf12-miniucf"
+    assert PoolRandomSelection(ipc=1, seed=0)(local).source == "ucf12-miniucf"
 
 
 def test_errors(pool, tmp_path, videomae_dir):

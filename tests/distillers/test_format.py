@@ -1,4 +1,5 @@
 import json
+import shlex
 from unittest import mock
 
 import numpy as np
@@ -8,6 +9,7 @@ import yaml
 from datasets import load_dataset
 
 from hf_vdd import DistillationOutput, KCenter, load_distilled, load_video_dataset
+from hf_vdd.data.sources import shareable_command
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +120,29 @@ def test_card_and_metadata_name_no_local_folders(selected, tmp_path):
         assert str(tmp_path) not in text and "/home/me" not in text and "/root/" not in text
     assert "`convnet3d-abc`" in card and json.loads(meta)["config"]["teacher"] == "my-teacher"
     assert "checkpoint_dir" not in json.loads(meta)["config"] and selected.config["checkpoint_dir"] == ckpt
+
+
+def test_a_local_source_and_the_command_are_shared_without_the_machines_folders(tmp_path):
+    """A set made from a local folder (here a pool's recorded dataset, as the benchmark's diffusion cells get it)
+    names the folder, never its path; the reproduce command keeps every flag but shortens absolute paths."""
+    out = _float_output()
+    out.source = "/root/hf_vdd-data/ucf12-miniucf"  # what a pool records for a dataset given by its path
+    out.command = ("python /work/elsewhere/benchmark.py --datasets /root/hf_vdd-data/ucf12-miniucf --ipc 1 "
+                   "--pool_dir=/work/out/pool --overrides "
+                   + shlex.quote(json.dumps({"tacdt": {"encoder": "/root/.cache/x/tiny-videomae/", "seed": 2}})))
+    out = DistillationOutput(**{f: getattr(out, f) for f in ("videos", "labels", "class_names", "method", "ipc",
+                                                             "source", "seed", "command")})
+    folder = out.save(tmp_path / "set")
+    card, meta = (folder / "README.md").read_text(), json.loads((folder / "distillation.json").read_text())
+    assert "/root/" not in card + json.dumps(meta) and "/work/" not in card + json.dumps(meta)
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["source_datasets"] == ["ucf12-miniucf"] and front["hf_vdd"]["source"] == "ucf12-miniucf"
+    assert front["pretty_name"] == "ucf12-miniucf distilled, IPC 2, dm"
+    assert shlex.split(meta["command"]) == [
+        "python", "benchmark.py", "--datasets", "ucf12-miniucf", "--ipc", "1", "--pool_dir=pool", "--overrides",
+        json.dumps({"tacdt": {"encoder": "tiny-videomae", "seed": 2}})]
+    assert meta["command"] in card
+    assert shareable_command("python recipes/dm.py --x 'unbalanced") == "python recipes/dm.py --x 'unbalanced"
 
 
 def test_resave_same_folder_is_not_stale(tmp_path):
