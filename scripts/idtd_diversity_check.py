@@ -1,0 +1,49 @@
+"""How diverse a distilled set's Diverse Segments are, as IDTD's L_div measures it (session 20, issue 17).
+
+For each saved set: split every video into 8 equal temporal segments (IDTD's K = 8 at 16 frames: 2-frame segments),
+embed them with 5 fresh ConvNet3D embedders (as DM and IDTD sample one per iteration) and print the mean pairwise
+cosine similarity of each video's segments (`hf_vdd.distillers.idtd.diversity_loss`; lower = more diverse).
+
+    python scripts/idtd_diversity_check.py full=outputs/b/toy-actions-ipc5-idtd nodiv=outputs/b/toy-actions-ipc5-idtd-LC \
+        # one NAME=FOLDER per set
+"""
+
+import sys
+
+import torch
+
+from hf_vdd import load_distilled
+from hf_vdd.data.decoding import normalize
+from hf_vdd.distillers.idtd import diversity_loss
+from hf_vdd.distillers.matching import fresh_embedder
+
+SEGMENTS, NETS = 8, 5
+
+
+def segment_similarity(folder: str) -> list[float]:
+    d = load_distilled(folder)
+    v = torch.stack([x.float() / 255 if x.dtype == torch.uint8 else x.float() for x in d.videos])  # (N, T, C, H, W)
+    n, t = v.shape[:2]
+    if t % SEGMENTS:
+        raise SystemExit(f"error: {folder} has {t}-frame videos, not a multiple of {SEGMENTS}.")
+    segs = v.view(n * SEGMENTS, t // SEGMENTS, *v.shape[2:])
+    out = []
+    for it in range(NETS):
+        net = fresh_embedder(123, it, len(d.class_names))
+        with torch.no_grad():
+            out.append(float(diversity_loss(net.embed(normalize(segs)).float().view(n, SEGMENTS, -1))))
+    return out
+
+
+def main(args: list[str]) -> None:
+    if not args or any("=" not in a for a in args):
+        raise SystemExit("usage: python scripts/idtd_diversity_check.py NAME=DISTILLED_FOLDER [NAME=FOLDER ...]")
+    torch.set_num_threads(1)
+    for name, folder in (a.split("=", 1) for a in args):
+        vals = segment_similarity(folder)
+        print(f"{name}: mean pairwise cosine of {SEGMENTS} segments {sum(vals) / len(vals):.4f} "
+              f"(nets: {', '.join(f'{x:.4f}' for x in vals)})", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
