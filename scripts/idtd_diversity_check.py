@@ -4,8 +4,8 @@ For each saved set: split every video into 8 equal temporal segments (IDTD's K =
 embed them with 5 fresh ConvNet3D embedders (as DM and IDTD sample one per iteration) and print the mean pairwise
 cosine similarity of each video's segments (`hf_vdd.distillers.idtd.diversity_loss`; lower = more diverse).
 
-    python scripts/idtd_diversity_check.py full=outputs/b/toy-actions-ipc5-idtd nodiv=outputs/b/toy-actions-ipc5-idtd-LC \
-        # one NAME=FOLDER per set
+    python scripts/idtd_diversity_check.py full=outputs/b/toy-actions-ipc5-idtd \
+        nodiv=outputs/b/toy-actions-ipc5-idtd-LC
 """
 
 import sys
