@@ -247,6 +247,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
     records."""
     main_proc, amp = accelerator.is_main_process, precision_key(accelerator)
     done = {(cell_key(r), r.get("settings_key")) for r in records}
+    shared_command = shareable_command(command)  # what records show: the command without the machine's folders
     distilled_sets = {}
     for dataset in args.datasets:
         label = shareable(str(dataset))  # how records and cards name it: never the machine's folders
@@ -343,7 +344,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     "distill_stats": {k: v for k, v in data.stats.items() if k not in
                                       ("loss_curve", "rewards", "q_tables")} if distilled else {},
                     "repo_folder": name if distilled else None, "hf_vdd_version": __version__,
-                    "command": shareable_command(command), "settings": settings,
+                    "command": shared_command, "settings": settings,
                     "settings_key": settings_key(settings)}))
                 done.add(((label, method, ipc, student), settings_key(settings)))
                 if main_proc:

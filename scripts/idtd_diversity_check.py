@@ -22,7 +22,7 @@ SEGMENTS, NETS = 8, 5
 
 def segment_similarity(folder: str) -> list[float]:
     d = load_distilled(folder)
-    v = torch.stack([x.float() / 255 if x.dtype == torch.uint8 else x.float() for x in d.videos])  # (N, T, C, H, W)
+    v = d.expanded_videos()  # (N, T, C, H, W) float pixels
     n, t = v.shape[:2]
     if t % SEGMENTS:
         raise SystemExit(f"error: {folder} has {t}-frame videos, not a multiple of {SEGMENTS}.")

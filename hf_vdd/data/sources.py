@@ -161,6 +161,8 @@ def resolved_revision(dataset: Dataset) -> str | None:
 # where a run kept its checkpoints and caches on this machine: they never change the set, and stay out of the card
 # and distillation.json (both are shared); `shareable` also shortens any other absolute path to its name
 LOCAL_FIELDS = ("checkpoint_dir", "resume_from_checkpoint", "teacher_cache_dir")
+_ROOT = Path(__file__).resolve().parents[2]
+_REPO = _ROOT if (_ROOT / "recipes").is_dir() else None  # the checkout's root when run from one (recipes/ beside it)
 
 
 def shareable(value):
@@ -173,23 +175,18 @@ def shareable(value):
         return [shareable(v) for v in value]
     if not (isinstance(value, str) and os.path.isabs(value)):
         return value
-    try:
-        return Path(value).relative_to(_REPO).as_posix() if (_REPO / "recipes").is_dir() else Path(value).name
-    except ValueError:
-        return Path(value).name
-
-
-_REPO = Path(__file__).resolve().parents[2]  # the checkout's root (recipes/ beside hf_vdd/) when run from one
+    path = Path(value)
+    return path.relative_to(_REPO).as_posix() if _REPO and path.is_relative_to(_REPO) else path.name
 
 
 def shareable_command(command: str | None) -> str | None:
     """A command line as a shared card may show it: each absolute path argument (`--dataset /data/ucf`,
     `--x=/a/b`, paths inside a JSON argument such as `--overrides`) made `shareable`; the rest stays as typed."""
-    try:
-        parts = shlex.split(command) if command else None
-    except ValueError:  # not a shell line: leave it
+    if not command:
         return command
-    if parts is None:
+    try:
+        parts = shlex.split(command)
+    except ValueError:  # not a shell line: leave it
         return command
 
     def short(token: str) -> str:
