@@ -3,6 +3,9 @@
 For each saved set: split every video into 8 equal temporal segments (IDTD's K = 8 at 16 frames: 2-frame segments),
 embed them with 5 fresh ConvNet3D embedders (as DM and IDTD sample one per iteration) and print the mean pairwise
 cosine similarity of each video's segments (`hf_vdd.distillers.idtd.diversity_loss`; lower = more diverse).
+Also (session 21): the mean |frame t+1 - frame t| of the videos (flicker; real toy-actions clips: 0.038) and, for a
+toy-actions set, the RMS distance of each video to its nearest real train clip (how far the pixels moved off the
+data; DM's real-initialised videos stay within 0.013).
 
     python scripts/idtd_diversity_check.py full=outputs/b/toy-actions-ipc5-idtd \
         nodiv=outputs/b/toy-actions-ipc5-idtd-LC
@@ -12,7 +15,7 @@ import sys
 
 import torch
 
-from hf_vdd import load_distilled
+from hf_vdd import load_distilled, load_video_dataset
 from hf_vdd.data.decoding import normalize
 from hf_vdd.distillers.idtd import diversity_loss
 from hf_vdd.distillers.matching import fresh_embedder
@@ -35,6 +38,18 @@ def segment_similarity(folder: str) -> list[float]:
     return out
 
 
+def movement(folder: str) -> str:
+    d = load_distilled(folder)
+    v = d.expanded_videos()
+    text = f"frame diff {(v[:, 1:] - v[:, :-1]).abs().mean():.4f}"
+    if d.source == "toy-actions":
+        real = load_video_dataset("toy-actions", "train", num_frames=d.num_frames, frame_size=d.frame_size)
+        clips = real.stack(range(len(real)), train=False).flatten(1)
+        nearest = torch.cdist(v.flatten(1), clips).min(1).values / clips.shape[1] ** 0.5
+        text += f", nearest real clip RMS {nearest.mean():.4f} (max {nearest.max():.4f})"
+    return text
+
+
 def main(args: list[str]) -> None:
     if not args or any("=" not in a for a in args):
         raise SystemExit("usage: python scripts/idtd_diversity_check.py NAME=DISTILLED_FOLDER [NAME=FOLDER ...]")
@@ -42,7 +57,7 @@ def main(args: list[str]) -> None:
     for name, folder in (a.split("=", 1) for a in args):
         vals = segment_similarity(folder)
         print(f"{name}: mean pairwise cosine of {SEGMENTS} segments {sum(vals) / len(vals):.4f} "
-              f"(nets: {', '.join(f'{x:.4f}' for x in vals)})", flush=True)
+              f"(nets: {', '.join(f'{x:.4f}' for x in vals)}); {movement(folder)}", flush=True)
 
 
 if __name__ == "__main__":

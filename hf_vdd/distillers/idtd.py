@@ -55,6 +55,17 @@ ABLATIONS = ("full", "A", "B", "C")
 class IDTDConfig(MatchingConfig):
     iterations: int = field(default=1000, metadata={"help": "Optimisation iterations."})
     lr: float = field(default=0.01, metadata={"help": "Adam learning rate of pool, selectors, fusor (paper: 0.01)."})
+    pool_optimizer: str = field(default="adam", metadata={
+        "choices": ("adam", "sgd"),
+        "help": "How the pixel tensors (Feature Pools; ablation B's segments) are optimised, which the paper does not "
+                "say: `adam` at --lr with the selectors and fusor; `sgd`: DM's pixel optimiser (SGD at --pool_lr with "
+                "--pool_momentum, IDTD's DM backbone), the selectors and fusor staying on Adam at --lr."})
+    module_lr: float | None = field(default=None, metadata={"help": "Adam learning rate of the selectors and the "
+                                                                    "fusor (default: --lr)."})
+    pool_lr: float = field(default=10.0, metadata={"help": "SGD learning rate of the pixels with --pool_optimizer "
+                                                           "sgd (DM's --lr_img: 10)."})
+    pool_momentum: float = field(default=0.5, metadata={"help": "SGD momentum of the pixels with --pool_optimizer "
+                                                                "sgd (DM's: 0.5)."})
     num_selectors: int = field(default=8, metadata={"help": "K, Feature Selectors per instance (paper: 8)."})
     min_segment_frames: int = field(default=2, metadata={
         "help": "Shortest Diverse Segment: when T / K is below it, K is lowered to T // min_segment_frames (with a "
@@ -166,6 +177,28 @@ class IDTDGenerator(nn.Module, PyTorchModelHubMixin, library_name="hf_vdd", tags
         return resample_time(stitched, self.num_frames), d
 
 
+class _Joint:
+    """Several optimisers over disjoint parameters, used as one (zero_grad, step, state_dict)."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    def zero_grad(self) -> None:
+        for o in self.optimizers:
+            o.zero_grad()
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for o, s in zip(self.optimizers, state["optimizers"], strict=True):
+            o.load_state_dict(s)
+
+
 def resample_time(videos: torch.Tensor, num_frames: int) -> torch.Tensor:
     """Linear resampling of `(N, T, C, H, W)` along time to `num_frames` frames (differentiable)."""
     n, t, c, h, w = videos.shape
@@ -200,6 +233,8 @@ class IDTDDistiller(Distiller):
             raise ValueError(f"init must be 'real' or 'random', got '{self.config.init}'.")
         if self.config.segment_window not in ("random", "aligned"):
             raise ValueError(f"segment_window must be 'random' or 'aligned', got '{self.config.segment_window}'.")
+        if self.config.pool_optimizer not in ("adam", "sgd"):
+            raise ValueError(f"pool_optimizer must be 'adam' or 'sgd', got '{self.config.pool_optimizer}'.")
         if self.config.num_selectors < 1 or self.config.min_segment_frames < 1:
             raise ValueError(f"num_selectors and min_segment_frames must be >= 1, got {self.config.num_selectors} "
                              f"and {self.config.min_segment_frames}.")
@@ -260,6 +295,18 @@ class IDTDDistiller(Distiller):
             total = total + cfg.alpha2 * parts["match_video"]
         return total, {key: val.detach() for key, val in parts.items()}
 
+    def optimizer(self, c: int) -> torch.optim.Optimizer:
+        """Class `c`'s optimiser: Adam on every parameter, or (`pool_optimizer="sgd"`) SGD with momentum on the
+        pixel tensors and Adam on the selectors and fusor, stepped together."""
+        cfg, gen = self.config, self.generator
+        pixels = [getattr(gen, n)[c] for n in ("segments", "pool") if hasattr(gen, n)]
+        modules = [p for p in gen.class_parameters(c) if all(p is not q for q in pixels)]
+        module_lr = cfg.lr if cfg.module_lr is None else cfg.module_lr
+        if cfg.pool_optimizer == "adam":
+            return torch.optim.Adam([{"params": pixels}, {"params": modules, "lr": module_lr}], lr=cfg.lr)
+        return _Joint(torch.optim.SGD(pixels, lr=cfg.pool_lr, momentum=cfg.pool_momentum),
+                      *([torch.optim.Adam(modules, lr=module_lr)] if modules else []))
+
     def _set_class_parameters(self, c: int, values) -> None:
         with torch.no_grad():
             for p, value in zip(self.generator.class_parameters(c), values):
@@ -292,7 +339,7 @@ class IDTDDistiller(Distiller):
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
         self.generator.to(engine.device)  # initialised on the CPU (same values everywhere), trained on the device
         if train:
-            optimizers = {c: torch.optim.Adam(self.generator.class_parameters(c), lr=cfg.lr) for c in classes}
+            optimizers = {c: self.optimizer(c) for c in classes}
             start, state = 0, engine.resume()
             if state is not None:
                 start = state["iteration"]

@@ -42,8 +42,9 @@ def on_device_only(accelerator, op: str = "conv3d") -> bool:
     lambda: DMDistiller(DMConfig(ipc=1, iterations=2, init="noise", augment_strength=0, **SMALL)),
     lambda: DMDistiller(DMConfig(ipc=1, iterations=2, class_batch=4, **SMALL)),
     lambda: IDTDDistiller(IDTDConfig(ipc=1, iterations=2, **SMALL)),
+    lambda: IDTDDistiller(IDTDConfig(ipc=1, iterations=2, pool_optimizer="sgd", **SMALL)),
     lambda: DAViDDistiller(DAViDConfig(ipc=1, iterations=2, beta=0.5, **SMALL), teacher=_teacher()),
-], ids=["dm", "dm-noise", "dm-class-batch", "idtd", "david"])
+], ids=["dm", "dm-noise", "dm-class-batch", "idtd", "idtd-sgd-pool", "david"])
 def test_optimising_distillers_run_on_the_accelerator_device(make, train_set, meta_accelerator):
     out = make()(train_set, accelerator=meta_accelerator)
     assert on_device_only(meta_accelerator)

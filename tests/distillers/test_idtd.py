@@ -156,3 +156,32 @@ def test_aligned_segment_window_matches_each_segment_at_its_position(train_set):
         IDTDDistiller(IDTDConfig(segment_window="middle"))
     out = IDTDDistiller(IDTDConfig(ipc=1, iterations=3, segment_window="aligned", num_selectors=4, **SMALL))(train_set)
     assert torch.isfinite(out.videos).all() and len(out.stats["loss_curve"]) == 3
+
+
+def test_pixel_and_module_optimisers(train_set, tmp_path):
+    cfg = dict(ipc=1, num_selectors=4, **SMALL)
+    start = IDTDDistiller(IDTDConfig(iterations=0, **cfg))
+    start(train_set)
+    moved = {}
+    for name, extra in {"adam": {}, "sgd@0": {"pool_optimizer": "sgd", "pool_lr": 0.0},
+                        "sgd": {"pool_optimizer": "sgd", "pool_lr": 1e-3}, "adam@m0": {"module_lr": 0.0},
+                        "sgd@m": {"pool_optimizer": "sgd", "pool_lr": 0.0, "module_lr": 1e-3}}.items():
+        d = IDTDDistiller(IDTDConfig(iterations=1, **cfg, **extra))
+        d(train_set)
+        moved[name] = [float((p - q).detach().abs().max()) for p, q in zip(d.generator.class_parameters(0),
+                                                                  start.generator.class_parameters(0))]
+    # order: pool, selector weights, selector biases, fusor weights, fusor biases
+    assert 0.009 < moved["adam"][0] < 0.011  # Adam's first step moves a pixel by about lr (0.01)
+    assert moved["sgd@0"][0] == 0.0 and moved["sgd@0"][1:] == pytest.approx(moved["adam"][1:], abs=1e-6)
+    assert 0 < moved["sgd"][0] < 1e-3  # lr x gradient: far below Adam's normalised step
+    assert moved["adam@m0"][0] == moved["adam"][0] and moved["adam@m0"][1:] == [0.0] * 4  # --module_lr 0
+    assert moved["sgd@m"][1:] == pytest.approx([m / 10 for m in moved["adam"][1:]], rel=1e-3)
+    ck = dict(cfg, pool_optimizer="sgd", iterations=4, checkpoint_dir=str(tmp_path / "ck"))
+    straight = IDTDDistiller(IDTDConfig(**ck))(train_set)  # the SGD momentum buffers are checkpointed too
+    IDTDDistiller(IDTDConfig(**(ck | {"iterations": 2, "checkpointing_steps": 2})))(train_set)
+    resumed = IDTDDistiller(IDTDConfig(**(ck | {"resume_from_checkpoint": "latest"})))(train_set)
+    assert torch.allclose(resumed.videos, straight.videos, atol=1e-5)
+    b = IDTDDistiller(IDTDConfig(iterations=2, ablation="B", pool_optimizer="sgd", **cfg))(train_set)
+    assert torch.isfinite(b.videos).all()
+    with pytest.raises(ValueError, match="pool_optimizer must be"):
+        IDTDDistiller(IDTDConfig(pool_optimizer="lbfgs"))
