@@ -11,6 +11,7 @@ data; DM's real-initialised videos stay within 0.013).
         nodiv=outputs/b/toy-actions-ipc5-idtd-LC
 """
 
+import functools
 import sys
 
 import torch
@@ -23,28 +24,29 @@ from hf_vdd.distillers.matching import fresh_embedder
 SEGMENTS, NETS = 8, 5
 
 
-def segment_similarity(folder: str) -> list[float]:
-    d = load_distilled(folder)
-    v = d.expanded_videos()  # (N, T, C, H, W) float pixels
+def segment_similarity(v: torch.Tensor, num_classes: int) -> list[float]:
+    """`v`: `(N, T, C, H, W)` float pixels."""
     n, t = v.shape[:2]
-    if t % SEGMENTS:
-        raise SystemExit(f"error: {folder} has {t}-frame videos, not a multiple of {SEGMENTS}.")
     segs = v.view(n * SEGMENTS, t // SEGMENTS, *v.shape[2:])
     out = []
     for it in range(NETS):
-        net = fresh_embedder(123, it, len(d.class_names))
+        net = fresh_embedder(123, it, num_classes)
         with torch.no_grad():
             out.append(float(diversity_loss(net.embed(normalize(segs)).float().view(n, SEGMENTS, -1))))
     return out
 
 
-def movement(folder: str) -> str:
-    d = load_distilled(folder)
-    v = d.expanded_videos()
+@functools.cache
+def toy_clips(num_frames: int, frame_size: int) -> torch.Tensor:
+    """Every toy-actions train clip, flattened (made once per shape, shared by the sets of that shape)."""
+    real = load_video_dataset("toy-actions", "train", num_frames=num_frames, frame_size=frame_size)
+    return real.stack(range(len(real)), train=False).flatten(1)
+
+
+def movement(d, v: torch.Tensor) -> str:
     text = f"frame diff {(v[:, 1:] - v[:, :-1]).abs().mean():.4f}"
     if d.source == "toy-actions":
-        real = load_video_dataset("toy-actions", "train", num_frames=d.num_frames, frame_size=d.frame_size)
-        clips = real.stack(range(len(real)), train=False).flatten(1)
+        clips = toy_clips(d.num_frames, d.frame_size)
         nearest = torch.cdist(v.flatten(1), clips).min(1).values / clips.shape[1] ** 0.5
         text += f", nearest real clip RMS {nearest.mean():.4f} (max {nearest.max():.4f})"
     return text
@@ -55,9 +57,13 @@ def main(args: list[str]) -> None:
         raise SystemExit("usage: python scripts/idtd_diversity_check.py NAME=DISTILLED_FOLDER [NAME=FOLDER ...]")
     torch.set_num_threads(1)
     for name, folder in (a.split("=", 1) for a in args):
-        vals = segment_similarity(folder)
+        d = load_distilled(folder)
+        if d.num_frames % SEGMENTS:
+            raise SystemExit(f"error: {folder} has {d.num_frames}-frame videos, not a multiple of {SEGMENTS}.")
+        v = d.expanded_videos()
+        vals = segment_similarity(v, len(d.class_names))
         print(f"{name}: mean pairwise cosine of {SEGMENTS} segments {sum(vals) / len(vals):.4f} "
-              f"(nets: {', '.join(f'{x:.4f}' for x in vals)}); {movement(folder)}", flush=True)
+              f"(nets: {', '.join(f'{x:.4f}' for x in vals)}); {movement(d, v)}", flush=True)
 
 
 if __name__ == "__main__":

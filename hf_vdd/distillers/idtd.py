@@ -59,7 +59,7 @@ class IDTDConfig(MatchingConfig):
         "choices": ("adam", "sgd"),
         "help": "How the pixel tensors (Feature Pools; ablation B's segments) are optimised, which the paper does not "
                 "say: `adam` at --lr with the selectors and fusor; `sgd`: DM's pixel optimiser (SGD at --pool_lr with "
-                "--pool_momentum, IDTD's DM backbone), the selectors and fusor staying on Adam at --lr."})
+                "--pool_momentum, IDTD's DM backbone), the selectors and fusor staying on Adam at --module_lr."})
     module_lr: float | None = field(default=None, metadata={"help": "Adam learning rate of the selectors and the "
                                                                     "fusor (default: --lr)."})
     pool_lr: float = field(default=10.0, metadata={"help": "SGD learning rate of the pixels with --pool_optimizer "
@@ -305,7 +305,7 @@ class IDTDDistiller(Distiller):
         if cfg.pool_optimizer == "adam":
             return torch.optim.Adam([{"params": pixels}, {"params": modules, "lr": module_lr}], lr=cfg.lr)
         return _Joint(torch.optim.SGD(pixels, lr=cfg.pool_lr, momentum=cfg.pool_momentum),
-                      *([torch.optim.Adam(modules, lr=module_lr)] if modules else []))
+                      torch.optim.Adam(modules, lr=module_lr))  # every trained ablation has selectors or a fusor
 
     def _set_class_parameters(self, c: int, values) -> None:
         with torch.no_grad():
