@@ -13,11 +13,11 @@ between segment features; minimising it would pull the segments together. We imp
 apart and it cannot diverge (a negated distance would be unbounded below).
 
 Choices the paper leaves open (README "IDTD choices"): Diverse Segments have at least `min_segment_frames` (2)
-frames, so K drops to T // 2 at T < 2K (the papers' T = 16, K = 8 is unchanged); `init="real"` starts each pool
-from a real clip and the selectors as segment pickers, `init="random"` is Sec. 4.2's random pool and selectors;
-the fusor starts as the identity; the temporal augmentation keeps >= `sta_min_fraction` (0.5) of the clip;
-`L_M(D, T)` matches the segments against one random real window per iteration (`segment_window="aligned"`: each
-segment against the window at its own position).
+frames, so K drops to T // 2 at T < 2K (the papers' T = 16, K = 8 is unchanged); `init="real"` starts each pool from
+a real clip (the clips DM starts from at the same seed, so the two compare paired) and the selectors as segment
+pickers, `init="random"` is Sec. 4.2's random pool and selectors; the fusor starts as the identity; the temporal
+augmentation keeps >= `sta_min_fraction` (0.5) of the clip; `L_M(D, T)` matches the segments against one random real
+window per iteration (`segment_window="aligned"`: each segment against the window at its own position).
 
 Ablations: Tab. 3 `A` (compress-and-stitch: K real clips, temporally sub-sampled and stitched, no optimisation),
 `B` (temporal densification only: learnable segments initialised from K real clips + fusor, no pool/selectors),
@@ -334,8 +334,8 @@ class IDTDDistiller(Distiller):
                 if cfg.init == "random" and kind != "B":
                     self.generator.init_random(c, g)
                     continue
-                pick = idx[torch.randint(0, len(idx), (cfg.ipc * k,), generator=g).numpy()]
-                pick[: cfg.ipc] = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
+                first = torch.randperm(len(idx), generator=g)[: cfg.ipc]  # the pools: DM's clips (same seed)
+                pick = idx[torch.cat([first, torch.randint(0, len(idx), (cfg.ipc * (k - 1),), generator=g)]).numpy()]
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
         self.generator.to(engine.device)  # initialised on the CPU (same values everywhere), trained on the device
         if train:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_vdd import load_video_dataset
-from hf_vdd.distillers import IDTDConfig, IDTDDistiller, IDTDGenerator
+from hf_vdd.distillers import DMConfig, DMDistiller, IDTDConfig, IDTDDistiller, IDTDGenerator
 from hf_vdd.distillers.idtd import diversity_loss, resample_time, stochastic_temporal_augmentation
 from tests.helpers import ONE_THREAD
 
@@ -30,6 +30,19 @@ def test_initial_video_is_a_real_clip(train_set):
     clips = train_set.stack(range(len(train_set)))
     dist = ((clips - out.videos[0:1]) ** 2).flatten(1).mean(1)
     assert dist.min() < 1e-3  # selectors start by picking the pool's frames, the fusor starts as identity
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_pools_start_from_dms_clips(train_set, seed):
+    """At a seed, IDTD's pools start as the clips DM's videos start as, so the two methods compare paired."""
+    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed, **SMALL))
+    d(train_set)
+    dm = DMDistiller(DMConfig(ipc=2, seed=seed)).init_synthetic(train_set, list(range(train_set.num_classes)))
+    for c, x in dm.items():
+        assert torch.equal(d.generator.pool[c].detach(), x.detach())
+    other = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed + 1, **SMALL))
+    other(train_set)
+    assert not torch.equal(other.generator.pool[0], d.generator.pool[0])  # the draw follows the seed
 
 
 def test_matching_loss_goes_down(train_set):

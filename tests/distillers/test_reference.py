@@ -1,6 +1,7 @@
 """The distilled sets of DM, IDTD and DAViD (a few iterations, tiny embedder) match those recorded before the
 class-parallel loop moved into `ClassParallelEngine` (recorded at commit 76b7d93 with this test's settings; the
-videos were byte-identical there): the refactor changed no trajectory. Tolerances absorb other CPUs' float rounding."""
+videos were byte-identical there): the refactor changed no trajectory. Tolerances absorb other CPUs' float rounding.
+IDTD's entry was re-recorded when its pools began to start from DM's clips (session 22); its loop is unchanged."""
 
 import json
 from pathlib import Path
