@@ -73,10 +73,10 @@ class IDTDConfig(MatchingConfig):
                 "at T = 8 a K of 8 would make one-frame segments, which hold no motion. 1 keeps K as given."})
     init: str = field(default="real", metadata={
         "choices": ("real", "random"),
-        "help": "`real`: each pool starts as a real clip of the class and selector k picks the pool's k-th segment "
-                "(hf_vdd's default, see the module docstring); `random`: the paper's (Sec. 4.2) randomly "
-                "initialised pool (standard normal in normalised space) and linear selectors (nn.Linear's "
-                "uniform init)."})
+        "help": "`real`: each pool starts as a real clip of the class (the one DM starts from at the same seed) and "
+                "selector k picks the pool's k-th segment (hf_vdd's default, see the module docstring); `random`: "
+                "the paper's (Sec. 4.2) randomly initialised pool (standard normal in normalised space) and linear "
+                "selectors (nn.Linear's uniform init)."})
     alpha1: float = field(default=0.05, metadata={"help": "Weight of the diversity loss (paper: 0.05)."})
     alpha2: float = field(default=1e-4, metadata={"help": "Weight of the fused-video matching loss (paper: 1e-4)."})
     selector_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the Diverse Segments."})
