@@ -11,17 +11,18 @@ import json
 import statistics
 from pathlib import Path
 
+from .benchmark import load_records
+
 
 def load_seed_records(paths: list[str | Path]) -> list[dict]:
     """The records of benchmark results: each path is an output folder, its `results` folder or a `results.json`."""
     records = []
     for p in map(Path, paths):
-        candidates = [p] if p.suffix == ".json" else [p / "results" / "results.json", p / "results.json"]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
+        found = json.loads(p.read_text()) if p.suffix == ".json" and p.is_file() else load_records(p)
+        if not found:
             raise FileNotFoundError(f"No benchmark results at {p}: pass a recipes/benchmark.py --output_dir, its "
                                     f"results folder or a results.json.")
-        records += json.loads(found.read_text())
+        records += found
     return records
 
 
@@ -59,12 +60,11 @@ def seeds_table(records: list[dict], references: tuple[str, ...] = ("dm", "herdi
         out.append("| " + " | ".join(["method", *(f"seed {s}" for s in seeds), "mean over seeds",
                                       *(f"paired − {m}" for m in refs)]) + " |")
         out.append("|---|" + "---|" * (len(seeds) + 1 + len(refs)))
-        for method, cells in methods.items():
-            means = {s: r["top1"]["mean"] for s, r in cells.items()}
+        top1 = {m: {s: r["top1"]["mean"] for s, r in cells.items()} for m, cells in methods.items()}
+        for method, means in top1.items():
             row = [f"{means[s]:.1f}" if s in means else "–" for s in seeds] + [_mean_sd(list(means.values()))]
             for ref in refs:
-                ref_means = {s: r["top1"]["mean"] for s, r in methods[ref].items()}
-                diffs = [means[s] - ref_means[s] for s in sorted(means) if s in ref_means]
+                diffs = [means[s] - top1[ref][s] for s in sorted(means) if s in top1[ref]]
                 row.append("–" if method == ref or not diffs else
                            f"{_mean_sd(diffs, '+')} (ahead {sum(d > 0 for d in diffs)}/{len(diffs)})")
             out.append(f"| {method} | " + " | ".join(row) + " |")
