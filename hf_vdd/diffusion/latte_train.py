@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ..checkpoints import resolve_checkpoint, save_state
 from ..utils import atomic_folder, progress
-from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts
+from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
 
 
 @dataclass
@@ -149,11 +149,12 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
             pipe.vae.save_pretrained(str(ckpt_root / "vae"))
     device = accelerator.device
     vae = pipe.vae.eval().requires_grad_(False).to(device)
-    pipe.text_encoder.requires_grad_(False).to(device)  # prompt states are made on the device
+    # eval: no dropout in the prompt states (T5 is built in train mode; a loaded pipeline samples in eval mode)
+    pipe.text_encoder.eval().requires_grad_(False).to(device)  # prompt states are made on the device
     # 2. conditioning: per-class prompt states (+ learned copies) and the empty prompt
     names = train_set.class_names
     prompt_states = encode_prompts(pipe, [config.prompt_template.format(c) for c in names])  # (C, L, D)
-    empty = encode_prompts(pipe, [""])
+    empty = unconditional_states(pipe, 1, prompt_states.shape[1])  # what the pool's guidance samples with
     class_embeds = torch.nn.Parameter(prompt_states.clone(), requires_grad=config.learn_class_embeddings)
     transformer = pipe.transformer.train().requires_grad_(True)
     params = list(transformer.parameters()) + ([class_embeds] if config.learn_class_embeddings else [])

@@ -11,9 +11,11 @@ Video `index` of class `c` is generated from `torch.Generator().manual_seed(samp
 is always generated as one batch, so the pool is bit-identical for any number of processes. The pool is complete
 when every shard listed by the manifest exists; `generate_pool` on an incomplete pool makes only the missing shards.
 
-Class conditioning: the prompt `prompt_template.format(class_name)` ("a video of {}"), or — when the pipeline folder
-holds `class_prompt_embeds.safetensors` (learned by `finetune_latte(..., learn_class_embeddings=True)`) — the learned
-per-class embedding fed through `prompt_embeds` (diffusers' Latte is text-conditioned only).
+Class conditioning, through `prompt_embeds` (diffusers' Latte is text-conditioned only) and exactly as `finetune_latte`
+trains: the prompts `prompt_template.format(class_name)` ("a video of {}") encoded together, or the per-class
+embeddings learned by `finetune_latte(..., learn_class_embeddings=True)` when the pipeline folder holds
+`class_prompt_embeds.safetensors`; guidance's unconditional side is `unconditional_states`. Pools of `conditioning` 1
+(before session 23) padded that side with zeros and prompted by string; they are not resumed with today's code.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from ..utils import atomic_file, get_logger, precision_key, progress, runtime
 logger = get_logger(__name__)
 
 DEFAULT_PROMPT_TEMPLATE = "a video of {}"
-# The paper (Video Dataset Condensation with Diffusion Models) states no guidance scale; 7.5 is the default of
-# `LattePipeline.__call__` (diffusers). The one default of hf_vdd: `PoolConfig` and the recipes read it from here.
+# The diffusion paper states no guidance scale: 7.5 is `LattePipeline.__call__`'s, read by PoolConfig and the recipes.
 DEFAULT_GUIDANCE_SCALE = 7.5
 CLASS_EMBEDS_FILE = "class_prompt_embeds.safetensors"
 POOL_MANIFEST = "pool.json"
@@ -77,7 +78,7 @@ def tiny_latte_pipeline(class_names: list[str], num_frames: int = 8, frame_size:
     tokenizer = _word_tokenizer([prompt_template.format(c) for c in class_names] + [""])
     d_model = 32
     text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=8, d_ff=64, num_layers=1,
-                                           num_heads=4, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+                                           num_heads=4, pad_token_id=0, eos_token_id=1)).eval()
     vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32), layers_per_block=1,
                         latent_channels=4, norm_num_groups=8, sample_size=frame_size, scaling_factor=1.0,
@@ -129,6 +130,15 @@ def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
     return emb
 
 
+def unconditional_states(pipe, n: int, length: int) -> torch.Tensor:
+    """`(n, length, D)`: the empty prompt's states as `finetune_latte` trains classifier-free guidance on them and
+    the pool samples with them: the "" prompt's tokens, the last one repeated to `length` positions."""
+    empty = encode_prompts(pipe, [""])[:, :length]
+    if empty.shape[1] < length:
+        empty = torch.cat([empty, empty[:, -1:].expand(-1, length - empty.shape[1], -1)], dim=1)
+    return empty.expand(n, -1, -1)
+
+
 # ---- pool ---------------------------------------------------------------------------------------------------
 @dataclass
 class PoolConfig:
@@ -138,9 +148,8 @@ class PoolConfig:
     num_frames: int = field(default=16, metadata={"help": "Frames per generated video (= Latte's video_length)."})
     frame_size: int = field(default=256, metadata={"help": "Generated frame side (divisible by 8)."})
     num_inference_steps: int = field(default=50, metadata={"help": "Denoising steps."})
-    guidance_scale: float = field(default=DEFAULT_GUIDANCE_SCALE, metadata={
-        "help": f"Classifier-free guidance (1 = off; default {DEFAULT_GUIDANCE_SCALE}: LattePipeline's own default, "
-                f"the paper states none)."})
+    guidance_scale: float = field(default=DEFAULT_GUIDANCE_SCALE, metadata={"help": "Classifier-free guidance (1 = "
+                                  f"off; default {DEFAULT_GUIDANCE_SCALE}: LattePipeline's; the paper has none)."})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
     shard_size: int = field(default=10, metadata={"help": "Videos per shard (the unit of work and of resume)."})
     seed: int = field(default=0, metadata={"help": "Pool seed; sample seeds derive from (seed, class, index)."})
@@ -224,8 +233,8 @@ def _check_manifest(pool_dir: Path, manifest: dict) -> None:
             "prompt_template", "shard_size", "seed")
 
     def settings(m: dict) -> dict:  # a pool from before mixed precision was recorded was generated in fp32
-        return {k: m["config"].get(k) for k in keys} | {"generator": m.get("generator"),
-                                                         "mixed_precision": m.get("mixed_precision", "no")}
+        return {k: m["config"].get(k) for k in keys} | {"generator": m.get("generator"), "conditioning": m.get(
+            "conditioning", 1), "mixed_precision": m.get("mixed_precision", "no")}
 
     diff = {k: (a, b) for (k, a), b in zip(settings(old).items(), settings(manifest).values()) if a != b}
     if diff:
@@ -243,27 +252,23 @@ def pool_is_complete(pool_dir: str | os.PathLike) -> bool:
 
 
 @torch.no_grad()
-def _generate_shard(pipe, c: int, s: int, class_names: list[str], config: PoolConfig,
-                    class_embeds: torch.Tensor | None) -> dict:
+def _generate_shard(pipe, c: int, s: int, class_names: list[str], config: PoolConfig, class_states: torch.Tensor,
+                    learned: bool) -> dict:
+    """One shard of class `c`, conditioned by `class_states[c]` (and `unconditional_states`) as `finetune_latte`
+    trains; `mask_feature=False`: the states are final (the pipeline's masking of given states needs a negative)."""
     idx = list(range(s * config.shard_size, min((s + 1) * config.shard_size, config.videos_per_class)))
     seeds = [sample_seed(config.seed, c, i) for i in idx]
     gens = [torch.Generator().manual_seed(sd) for sd in seeds]
     prompt = config.prompt_template.format(class_names[c])
-    kwargs = dict(num_inference_steps=config.num_inference_steps, guidance_scale=config.guidance_scale,
-                  video_length=config.num_frames, height=config.frame_size, width=config.frame_size,
-                  generator=gens, output_type="pt", clean_caption=False, decode_chunk_size=config.num_frames)
-    if class_embeds is not None:
-        emb = class_embeds[c:c + 1].expand(len(idx), -1, -1)
-        neg = encode_prompts(pipe, [""]).expand(len(idx), -1, -1) if config.guidance_scale > 1 else None
-        if neg is not None and neg.shape[1] != emb.shape[1]:
-            neg = neg[:, :emb.shape[1]] if neg.shape[1] > emb.shape[1] else torch.nn.functional.pad(
-                neg, (0, 0, 0, emb.shape[1] - neg.shape[1]))
-        video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, negative_prompt=None, **kwargs).frames
-    else:
-        video = pipe(prompt=[prompt] * len(idx), **kwargs).frames
+    emb = class_states[c:c + 1].expand(len(idx), -1, -1)
+    neg = unconditional_states(pipe, len(idx), emb.shape[1]) if config.guidance_scale > 1 else None
+    video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, negative_prompt=None, mask_feature=False,
+                 num_inference_steps=config.num_inference_steps, guidance_scale=config.guidance_scale,
+                 video_length=config.num_frames, height=config.frame_size, width=config.frame_size, generator=gens,
+                 output_type="pt", clean_caption=False, decode_chunk_size=config.num_frames).frames
     video = (video.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (n, T, C, H, W)
     return {"video": video.numpy(), "label": [c] * len(idx), "index": idx, "seed": seeds,
-            "prompt": [prompt if class_embeds is None else f"<learned:{class_names[c]}>"] * len(idx)}
+            "prompt": [f"<learned:{class_names[c]}>" if learned else prompt] * len(idx)}
 
 
 def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, config: PoolConfig,
@@ -286,7 +291,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     is_main = accelerator is None or accelerator.is_main_process
     manifest = {"dataset": dataset, "generator": str(generator), "class_names": list(class_names),
-                "config": asdict(config), "class_embeddings": class_embeds is not None,
+                "config": asdict(config), "class_embeddings": class_embeds is not None, "conditioning": 2,
                 "format": "hf_vdd generation pool v1"} | precision_key(accelerator)  # autocast: other pixels
     if (pool_dir / POOL_MANIFEST).is_file():
         _check_manifest(pool_dir, manifest)
@@ -300,7 +305,8 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     pipe.set_progress_bar_config(disable=True)
     device, autocast = runtime(accelerator)
     pipe.to(device)  # one model load per process; the CPU generators of the seeds keep videos device-independent
-    class_embeds = class_embeds.to(device) if class_embeds is not None else None
+    class_states = (class_embeds.to(device) if class_embeds is not None else
+                    encode_prompts(pipe, [config.prompt_template.format(c) for c in class_names]))
     todo = [cs for cs in _shards(len(class_names), config) if not _shard_file(pool_dir, *cs).is_file()]
     if accelerator is not None:  # every process lists the missing shards before any of them writes one
         accelerator.wait_for_everyone()
@@ -311,7 +317,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
                disable=not (show_progress and (accelerator is None or accelerator.is_local_main_process)))
     for c, s in mine:
         with autocast():
-            rows = _generate_shard(pipe, c, s, class_names, config, class_embeds)
+            rows = _generate_shard(pipe, c, s, class_names, config, class_states, class_embeds is not None)
         target = _shard_file(pool_dir, c, s)
         with atomic_file(target) as tmp:
             pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(tmp))
@@ -388,7 +394,7 @@ def load_pool(pool_dir: str | os.PathLike, class_names: list[str] | None = None)
     files = [_shard_file(pool_dir, c, s) for c, s in _shards(len(manifest["class_names"]), cfg)]
     ds = concatenate_datasets([Dataset(pq.read_table(str(f))) for f in files])
     table = ds.with_format(None)
-    videos = ds.with_format("torch", columns=["video"], dtype=torch.uint8)[:]["video"]
-    return VideoPool(videos=videos, labels=np.asarray(table["label"]), class_names=manifest["class_names"],
+    return VideoPool(videos=ds.with_format("torch", columns=["video"], dtype=torch.uint8)[:]["video"],
+                     labels=np.asarray(table["label"]), class_names=manifest["class_names"],
                      seeds=np.asarray(table["seed"]), prompts=list(table["prompt"]), manifest=manifest,
                      path=str(pool_dir))

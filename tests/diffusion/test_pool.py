@@ -13,7 +13,7 @@ from hf_vdd.diffusion import (
     load_pool,
     tiny_latte_pipeline,
 )
-from hf_vdd.diffusion.pool import load_class_embeddings, pool_is_complete, sample_seed
+from hf_vdd.diffusion.pool import encode_prompts, load_class_embeddings, pool_is_complete, sample_seed
 from tests.diffusion.helpers import CLASSES, small_pool_config
 
 
@@ -100,3 +100,40 @@ def test_learned_class_embeddings_generate(latte_dir, tmp_path):
                   class_embeds=embeds, show_progress=False)
     pool = load_pool(tmp_path / "pool")
     assert pool.prompts[0] == "<learned:square>" and pool.videos.shape == (6, 8, 3, 32, 32)
+
+
+def _record_states(transformer) -> list:
+    """Record the `encoder_hidden_states` of every call of `transformer`."""
+    seen = []
+    transformer.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["encoder_hidden_states"].detach().clone()),
+                                          with_kwargs=True)
+    return seen
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_pool_conditions_as_finetuning_trains(tiny_toy, tmp_path, learned):
+    """Guidance's unconditional side and each class's states are what `finetune_latte` trained on (the unconditional
+    side used to be the empty prompt padded with zeros, which training never showed), at guidance 1 too."""
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)
+    pipe.text_encoder.train()  # as a user's may be: fine-tuning must encode without dropout, as sampling does
+    trained = _record_states(pipe.transformer)
+    for dropout in (1.0, 0.0):  # every caption dropped to the unconditional states, then none
+        finetune_latte(pipe, train, LatteFinetuneConfig(steps=2, batch_size=4, caption_dropout=dropout,
+                                                        learn_class_embeddings=learned), show_progress=False)
+    uncond, cond = trained[0][0], trained[-1]
+    prompts = encode_prompts(pipe, [f"a video of {name}" for name in train.class_names])
+    if not learned:  # training's captions are the class prompts encoded together
+        assert all(any(torch.equal(row, p) for p in prompts) for row in cond)
+    embeds = torch.randn(4, cond.shape[1], 32) if learned else None
+    generated = _record_states(pipe.transformer)
+    generate_pool(pipe, train.class_names, tmp_path / "pool", small_pool_config(
+        videos_per_class=1, shard_size=1, num_inference_steps=1, guidance_scale=2.0), class_embeds=embeds,
+        show_progress=False)
+    assert len(generated) == 4 and all(len(states) == 2 for states in generated)  # [unconditional, class c]
+    for c, states in enumerate(generated):
+        torch.testing.assert_close(states[0], uncond)
+        torch.testing.assert_close(states[1], embeds[c] if learned else prompts[c])
+    generate_pool(pipe, train.class_names, tmp_path / "pool-g1", small_pool_config(
+        videos_per_class=2, shard_size=2, num_inference_steps=1), class_embeds=embeds, show_progress=False)
+    assert load_pool(tmp_path / "pool-g1").videos.shape == (8, 8, 3, 32, 32)
