@@ -105,12 +105,13 @@ def _is_toy(dataset: str) -> bool:
     return str(dataset) in ("toy-actions", "toy_actions")
 
 
-def _cache_folder(kind: str, train_set, config, accelerator=None) -> Path:
+def _cache_folder(kind: str, train_set, config, accelerator=None, version: int = 1) -> Path:
     """`<cache>/<kind>/tiny-<kind>-<hash>`: keyed by the data and the training config that built the model, and the
-    accelerator's autocast when it has one (fp32 keys are what they were before mixed precision existed)."""
+    accelerator's autocast when it has one (fp32 keys are what they were before mixed precision existed), and
+    `version` (> 1 once a change makes the models cached before it stale)."""
     facts = {"data": train_set.name, "classes": train_set.class_names, "n": len(train_set),
              "t": train_set.num_frames, "size": train_set.frame_size, "config": asdict(config)}
-    facts |= precision_key(accelerator)
+    facts |= precision_key(accelerator) | ({"version": version} if version > 1 else {})
     return cache_root() / kind / f"tiny-{kind}-{_key(facts)}"
 
 
@@ -120,7 +121,8 @@ def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
     cfg = LatteFinetuneConfig(steps=args.default_finetune_steps, vae_steps=args.default_vae_steps, batch_size=8,
                               lr=1e-3, prompt_template=args.prompt_template, seed=0)
-    folder = _cache_folder("latte", train_set, cfg, accelerator)
+    # version 2: a default Latte cached before fine-tuning encoded prompts in eval mode trained on dropout draws
+    folder = _cache_folder("latte", train_set, cfg, accelerator, version=2)
     if not (folder / "model_index.json").is_file():
         logger.info(f"building the default generator: a tiny Latte fine-tuned on {train_set.name} -> {folder}")
         pipe = tiny_latte_pipeline(train_set.class_names, train_set.num_frames, train_set.frame_size, seed=0,

@@ -105,3 +105,5 @@ def test_default_models_trained_under_bf16_are_cached_apart(tmp_path, monkeypatc
     fp32 = _cache_folder("videomae", data, config, SimpleNamespace(mixed_precision="no"))
     bf16 = _cache_folder("videomae", data, config, SimpleNamespace(mixed_precision="bf16"))
     assert fp32 == before and bf16 != fp32 and bf16.parent == fp32.parent == tmp_path / "videomae"
+    assert _cache_folder("videomae", data, config, version=1) == before  # version 1: the keys before versions
+    assert _cache_folder("videomae", data, config, version=2) not in (before, bf16)
