@@ -105,7 +105,7 @@ def test_learned_class_embeddings_generate(latte_dir, tmp_path):
 def _record_states(transformer) -> list:
     """Record the `encoder_hidden_states` of every call of `transformer`."""
     seen = []
-    transformer.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["encoder_hidden_states"].detach().clone()),
+    transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"].detach().clone()),
                                           with_kwargs=True)
     return seen
 
