@@ -1,6 +1,7 @@
 """`recipes/diffusion_select.py` and `recipes/finetune_latte.py` end to end (tiny models saved locally)."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -130,3 +131,18 @@ def test_diffusion_benchmark_reports_the_pools_real_counterpart_and_recognisabil
     rec = facts["recognisability"]
     assert set(rec["per_class"]) == set(NAMES) and rec["chance"] == 10.0 and 0.0 <= rec["top1"] <= 100.0
     assert facts["pool_to_real_ratio"] >= 0.0 and "whole pool / as many real clips" in res.stdout
+
+
+def test_diagnose_latte_reports_the_vae_and_the_prompt_steering(models, tmp_path, run):
+    res = run("recipes/diagnose_latte.py", "--generator", str(models / "latte"), "--clips_per_class", "1",
+              "--judge_steps", "2", "--timesteps", "500", "900", "--output_json", str(tmp_path / "d.json"))
+    facts = json.loads((tmp_path / "d.json").read_text())
+    assert facts["clips"] == 10 and set(facts["vae"]) == {"real", "reconstructed", "mse"}
+    assert list(facts["steering"]) == ["500", "900"] and set(facts["steering"]["900"]) == {"own", "next"}
+    assert facts["conditioning"].startswith("prompts") and "| 900 |" in res.stdout
+    generator = ["--generator", str(models / "latte")]
+    for flags, message in (([], "--generator is required"),
+                           ([*generator, "--timesteps", "1000"], r"--timesteps must lie in \[0, 1000\)"),
+                           ([*generator, "--num_frames", "16"], "makes 8-frame videos; use --num_frames 8")):
+        res = run("recipes/diagnose_latte.py", *flags, check=False)
+        assert res.returncode == 2 and re.search(message, res.stderr), res.stderr[-300:]

@@ -5,6 +5,11 @@ videos a real-data classifier cannot tell apart makes every selector look like c
   pool, the fair reference of "a student on the whole generated pool" (same count, real footage).
 - `pool_recognisability(pool, classifier, ...)`: a classifier trained on the real train split labels the pool's
   videos (resized to the classifier's shape); its accuracy per class says which classes the generator has learnt.
+
+When a pool is not recognisable, two more say which part of the generator is at fault (`recipes/diagnose_latte.py`):
+- `vae_recognisability`: the same classifier on real clips and on their VAE reconstructions (the latent space);
+- `prompt_steering`: one-step x0 predictions of the transformer from noised real latents, prompted with each clip's
+  own class and with the next class (does the transformer follow its prompt?).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.distilled import TensorVideoSet
+from ..utils import runtime
 from .pool import fit_videos
 
 
@@ -45,3 +51,66 @@ def pool_recognisability(pool, classifier: torch.nn.Module, num_frames: int, fra
                  for c, name in enumerate(pool.class_names) if (labels == c).any()}
     return {"top1": round(100.0 * float(right.mean()), 1), "chance": round(100.0 / pool.num_classes, 1),
             "per_class": per_class}
+
+
+def _top1(classifier, videos: torch.Tensor, labels: torch.Tensor, config=None, accelerator=None) -> float:
+    from ..training import TrainConfig, predict
+
+    probs, y = predict(classifier, TensorVideoSet(videos.clamp(0, 1).cpu(), labels.cpu()), config or TrainConfig(),
+                       accelerator)
+    return round(100.0 * float((probs.argmax(1) == y).mean()), 1)
+
+
+def _frames_to_latents(vae, videos: torch.Tensor, device, chunk: int = 64) -> torch.Tensor:
+    """`(N, T, C, H, W)` in [0, 1] → scaled posterior-mean latents `(N, c, T, h, w)` (what Latte denoises)."""
+    f = videos.flatten(0, 1)
+    z = torch.cat([vae.encode(x.to(device) * 2 - 1).latent_dist.mean for x in f.split(chunk)]).float()
+    z = z * vae.config.scaling_factor
+    return z.reshape(*videos.shape[:2], *z.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+def _latents_to_frames(vae, z: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    f = z.permute(0, 2, 1, 3, 4).flatten(0, 1) / vae.config.scaling_factor
+    x = torch.cat([vae.decode(c).sample.float() for c in f.split(chunk)])
+    return ((x.clamp(-1, 1) + 1) / 2).reshape(z.shape[0], z.shape[2], *x.shape[1:]).cpu()
+
+
+@torch.no_grad()
+def vae_recognisability(vae, videos: torch.Tensor, labels, classifier, config=None, accelerator=None) -> dict:
+    """Does the latent space keep the classes? `classifier`'s top-1 on real `videos` `(N, T, C, H, W)` in [0, 1]
+    and on their reconstructions through `vae` (posterior mean), and the reconstruction's MSE."""
+    device, _ = runtime(accelerator)
+    vae = vae.to(device).eval()
+    labels = torch.as_tensor(labels)
+    rec = _latents_to_frames(vae, _frames_to_latents(vae, videos, device))
+    return {"real": _top1(classifier, videos, labels, config, accelerator),
+            "reconstructed": _top1(classifier, rec, labels, config, accelerator),
+            "mse": round(float(((rec - videos.cpu()) ** 2).mean()), 5)}
+
+
+@torch.no_grad()
+def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tensor, classifier,
+                    timesteps=(500, 700, 900), seed: int = 0, config=None, accelerator=None) -> dict:
+    """Does the transformer follow its class prompt? The latents of real `videos` are noised to each timestep `t`
+    (seeded), the transformer predicts x0 in one step with each clip's own class states (`class_states[label]`) and
+    with the next class's, and `classifier` labels the decoded predictions: `{t: {"own": top-1 as the clip's class,
+    "next": top-1 as the next class}}`. At high `t` little of the clip is left, so a transformer that has learnt
+    the classes scores "next" well above chance there; one that ignores its prompt scores about chance."""
+    device, autocast = runtime(accelerator)
+    vae, transformer = pipe.vae.to(device).eval(), pipe.transformer.to(device).eval()
+    labels = torch.as_tensor(labels)
+    z = _frames_to_latents(vae, videos, device)
+    alphas = pipe.scheduler.alphas_cumprod
+    gen, out = torch.Generator().manual_seed(seed), {}
+    for t in timesteps:
+        a = alphas[int(t)].to(device)
+        zt = a.sqrt() * z + (1 - a).sqrt() * torch.randn(z.shape, generator=gen).to(device)
+        out[int(t)] = {}
+        for name, target in (("own", labels), ("next", (labels + 1) % len(class_states))):
+            with autocast():
+                pred = transformer(zt, timestep=torch.full((len(z),), int(t), device=device),
+                                   encoder_hidden_states=class_states[target].to(device), return_dict=False)[0]
+            eps = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the noise
+            x0 = _latents_to_frames(vae, (zt - (1 - a).sqrt() * eps) / a.sqrt())
+            out[int(t)][name] = _top1(classifier, x0, target, config, accelerator)
+    return out

@@ -1,5 +1,7 @@
 """Pool quality: the real counterpart of a pool (same clips per class) and a real-data classifier's view of it."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,67 @@ def test_pool_recognisability_takes_the_pool_already_fitted():
     assert pool_recognisability(pool, judge, 8, 32, videos=fitted) == pool_recognisability(pool, judge, 8, 32)
     with pytest.raises(ValueError, match="expected the pool's 6 videos at 8 x 32 x 32"):
         pool_recognisability(pool, judge, 8, 32, videos=fitted[:, :4])
+
+
+class _IdentityVAE(torch.nn.Module):
+    """Latents are the pixels in [-1, 1]."""
+
+    config = SimpleNamespace(scaling_factor=1.0)
+
+    def encode(self, x):
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=x))
+
+    def decode(self, z):
+        return SimpleNamespace(sample=z)
+
+
+class _Transformer(torch.nn.Module):
+    """Predicts the noise that makes x0 the prompted class's flat video (`follows`), or no noise at all."""
+
+    def __init__(self, levels, alphas, follows: bool):
+        super().__init__()
+        self.levels, self.alphas, self.follows = levels, alphas, follows
+
+    def forward(self, zt, timestep, encoder_hidden_states, return_dict=False):
+        eps = torch.zeros_like(zt)
+        if self.follows:
+            a = self.alphas[timestep].reshape(-1, 1, 1, 1, 1)
+            x0 = (2 * self.levels[encoder_hidden_states[:, 0].argmax(-1)] - 1).reshape(-1, 1, 1, 1, 1)
+            eps = (zt - a.sqrt() * x0) / (1 - a).sqrt()
+        return (torch.cat([eps, eps], 1),)  # learned sigma: twice the channels
+
+
+class _ByBrightness(torch.nn.Module):
+    """Labels a video with the class whose flat level is nearest its mean (after the student's input transform)."""
+
+    def __init__(self, levels):
+        super().__init__()
+        from hf_vdd.training import _prepare_inputs
+
+        flat = levels.reshape(-1, 1, 1, 1, 1).expand(-1, 2, 3, 4, 4)
+        self.centres = _prepare_inputs(flat, False).flatten(1).mean(1)
+
+    def forward(self, x):
+        return -(x.flatten(1).mean(1, keepdim=True) - self.centres) ** 2
+
+
+def test_vae_recognisability_and_prompt_steering_tell_a_prompt_follower_from_an_ignorer():
+    from diffusers import DDIMScheduler
+
+    from hf_vdd.diffusion.quality import prompt_steering, vae_recognisability
+    from hf_vdd.training import TrainConfig
+
+    levels = torch.tensor([0.25, 0.5, 0.75])
+    labels = torch.arange(3).repeat_interleave(2)
+    videos = levels[labels].reshape(-1, 1, 1, 1, 1).expand(-1, 2, 3, 4, 4).clone()  # (6, T=2, C=3, 4, 4)
+    judge, config = _ByBrightness(levels), TrainConfig(standardize=False)
+    vae = vae_recognisability(_IdentityVAE(), videos, labels, judge, config)
+    assert vae == {"real": 100.0, "reconstructed": 100.0, "mse": 0.0}
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    states = torch.eye(3)[:, None, :]  # class c's prompt: one token, the c-th basis vector
+    for follows, expected in ((True, {100: {"own": 100.0, "next": 100.0}, 900: {"own": 100.0, "next": 100.0}}),
+                              (False, {100: {"own": 100.0, "next": 0.0}})):
+        pipe = SimpleNamespace(vae=_IdentityVAE(), scheduler=scheduler,
+                               transformer=_Transformer(levels, scheduler.alphas_cumprod, follows))
+        steering = prompt_steering(pipe, videos, labels, states, judge, timesteps=list(expected), config=config)
+        assert steering == expected

@@ -1,0 +1,81 @@
+"""Which part of a Latte generator has not learnt the classes? A judge (ConvNet3D trained on the real train split)
+labels (1) real test clips and their VAE reconstructions, and (2) the transformer's one-step x0 predictions from
+noised real latents, prompted with each clip's own class and with the next class (`hf_vdd.diffusion.quality`).
+
+    python recipes/diagnose_latte.py --dataset toy-actions --num_frames 16 --frame_size 32 \
+        --generator outputs/latte-toy --output_json outputs/latte-toy-diagnosis.json
+
+Reading it: "reconstructed" far below "real" means the VAE loses the classes; "next" near chance at high t means
+the transformer ignores its prompt (the pool then cannot be class-recognisable whatever the guidance).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hf_vdd import TrainConfig, evaluate_distilled
+from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
+from hf_vdd.diffusion import load_latte
+from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts, load_class_embeddings
+from hf_vdd.diffusion.quality import prompt_steering, vae_recognisability
+from hf_vdd.training import make_accelerator
+
+
+@dataclass
+class DiagnoseArgs:
+    generator: str | None = field(default=None, metadata={"help": "LattePipeline folder or Hub id (required)."})
+    clips_per_class: int = field(default=6, metadata={"help": "Real test clips per class to diagnose on."})
+    timesteps: list[int] = field(default_factory=lambda: [500, 700, 900], metadata={
+        "help": "Noise levels of the x0 predictions (of the scheduler's training timesteps)."})
+    judge_steps: int = field(default=300, metadata={"help": "Training steps of the judge on the real train split."})
+    prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
+    seed: int = field(default=0, metadata={"help": "Seed of the judge and of the noise."})
+    output_json: str | None = field(default=None, metadata={"help": "Write the diagnosis here."})
+
+
+def main():
+    data, args = parse_args(DataArgs, DiagnoseArgs)
+    if not args.generator:
+        raise ValueError("--generator is required: a LattePipeline folder (recipes/finetune_latte.py) or Hub id.")
+    if args.clips_per_class < 1 or not args.timesteps:
+        raise ValueError("--clips_per_class must be >= 1 and --timesteps must name at least one timestep.")
+    pipe = load_latte(args.generator)  # before any decoding: the generator loads and has the data's shape
+    frames, steps = pipe.transformer.config.video_length, pipe.scheduler.config.num_train_timesteps
+    if any(not 0 <= t < steps for t in args.timesteps):
+        raise ValueError(f"--timesteps must lie in [0, {steps}), got {args.timesteps}.")
+    if data.num_frames not in (None, frames):
+        raise ValueError(f"The generator makes {frames}-frame videos; use --num_frames {frames}.")
+    data.num_frames = frames
+    accelerator = make_accelerator()
+    train, test = data.load("train"), data.load("test")
+    learned = load_class_embeddings(args.generator) if Path(args.generator).is_dir() else None
+    if learned is not None and learned[0] == test.class_names:
+        states, conditioning = learned[1], "learned class embeddings"
+    else:
+        states = encode_prompts(pipe, [args.prompt_template.format(c) for c in test.class_names])
+        conditioning = f"prompts '{args.prompt_template}'"
+    judges = []
+    full = evaluate_distilled(train, test, TrainConfig(runs=1, steps=args.judge_steps, seed=args.seed,
+                                                       show_progress=False), accelerator,
+                              on_model=lambda run, model: judges.append(model))
+    idx = np.concatenate([i[:args.clips_per_class] for i in test.indices_per_class().values()])
+    videos, labels = test.stack(idx), torch.as_tensor(test.labels[idx])
+    report = {"generator": args.generator, "conditioning": conditioning, "judge_test_top1": full.top1["mean"],
+              "clips": len(idx), "vae": vae_recognisability(pipe.vae, videos, labels, judges[0],
+                                                            accelerator=accelerator),
+              "steering": prompt_steering(pipe, videos, labels, states, judges[0], args.timesteps, args.seed,
+                                          accelerator=accelerator)}
+    if accelerator.is_main_process:
+        vae, chance = report["vae"], 100.0 / test.num_classes
+        print(f"{data.dataset}, {len(idx)} test clips, judge {full.top1['mean']:.1f} % on the test split (chance "
+              f"{chance:.1f}); {conditioning}\n\nVAE: real {vae['real']:.1f}, reconstructed {vae['reconstructed']:.1f}"
+              f" (MSE {vae['mse']:.4f})\n\n| t | own class prompt | next class prompt (judged as it) |\n|---|---|---|")
+        for t, r in report["steering"].items():
+            print(f"| {t} | {r['own']:.1f} | {r['next']:.1f} |")
+        dump_json(report, args.output_json)
+
+
+if __name__ == "__main__":
+    run_main(main)
