@@ -45,9 +45,11 @@ def main():
     frames, steps = pipe.transformer.config.video_length, pipe.scheduler.config.num_train_timesteps
     if any(not 0 <= t < steps for t in args.timesteps):
         raise ValueError(f"--timesteps must lie in [0, {steps}), got {args.timesteps}.")
-    if data.num_frames not in (None, frames):
-        raise ValueError(f"The generator makes {frames}-frame videos; use --num_frames {frames}.")
-    data.num_frames = frames
+    size = pipe.transformer.config.sample_size * pipe.vae_scale_factor
+    if data.num_frames not in (None, frames) or data.frame_size not in (None, size):
+        raise ValueError(f"The generator makes {frames}-frame videos of {size}x{size}; use --num_frames {frames} "
+                         f"--frame_size {size}.")
+    data.num_frames, data.frame_size = frames, size
     accelerator = make_accelerator()
     train, test = data.load("train"), data.load("test")
     learned = load_class_embeddings(args.generator) if Path(args.generator).is_dir() else None

@@ -107,9 +107,10 @@ def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tens
         zt = a.sqrt() * z + (1 - a).sqrt() * torch.randn(z.shape, generator=gen).to(device)
         out[int(t)] = {}
         for name, target in (("own", labels), ("next", (labels + 1) % len(class_states))):
+            states = class_states[target.to(class_states.device)].to(device)
             with autocast():
                 pred = transformer(zt, timestep=torch.full((len(z),), int(t), device=device),
-                                   encoder_hidden_states=class_states[target].to(device), return_dict=False)[0]
+                                   encoder_hidden_states=states, return_dict=False)[0]
             eps = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the noise
             x0 = _latents_to_frames(vae, (zt - (1 - a).sqrt() * eps) / a.sqrt())
             out[int(t)][name] = _top1(classifier, x0, target, config, accelerator)
