@@ -46,11 +46,13 @@ class LatteFinetuneConfig:
     seed: int = field(default=0, metadata={"help": "Seed."})
 
 
-def _latents(vae, frames: torch.Tensor, generator=None) -> torch.Tensor:
-    """`(B, T, C, H, W)` pixels in [0, 1] → `(B, 4, T, h, w)` scaled latents."""
+def video_latents(vae, frames: torch.Tensor, generator=None, mean: bool = False, chunk: int | None = None):
+    """`(B, T, C, H, W)` pixels in [0, 1] → `(B, 4, T, h, w)` scaled latents (what Latte denoises): a posterior
+    sample drawn with `generator`, or with `mean` the posterior mean; `chunk` frames per VAE call (None: one call)."""
     b, t = frames.shape[:2]
-    dist = vae.encode(frames.flatten(0, 1) * 2 - 1).latent_dist
-    z = dist.sample(generator) * vae.config.scaling_factor
+    f = frames.flatten(0, 1) * 2 - 1
+    dists = [vae.encode(x).latent_dist for x in f.split(chunk or len(f))]
+    z = torch.cat([d.mean if mean else d.sample(generator) for d in dists]) * vae.config.scaling_factor
     return z.reshape(b, t, *z.shape[1:]).permute(0, 2, 1, 3, 4)
 
 
@@ -178,7 +180,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
             it = iter(loader)
             x, y = next(it)[:2]
         with torch.no_grad(), accelerator.autocast():
-            z = _latents(vae, x, gen).float()
+            z = video_latents(vae, x, gen).float()
         # draws from the CPU generator (the same numbers on every device), then moved
         noise = torch.randn(z.shape, generator=gen).to(device)
         t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen).to(device)

@@ -19,6 +19,7 @@ import torch
 
 from ..data.distilled import TensorVideoSet
 from ..utils import runtime
+from .latte_train import video_latents
 from .pool import fit_videos
 
 
@@ -61,14 +62,6 @@ def _top1(classifier, videos: torch.Tensor, labels: torch.Tensor, config=None, a
     return round(100.0 * float((probs.argmax(1) == y).mean()), 1)
 
 
-def _frames_to_latents(vae, videos: torch.Tensor, device, chunk: int = 64) -> torch.Tensor:
-    """`(N, T, C, H, W)` in [0, 1] → scaled posterior-mean latents `(N, c, T, h, w)` (what Latte denoises)."""
-    f = videos.flatten(0, 1)
-    z = torch.cat([vae.encode(x.to(device) * 2 - 1).latent_dist.mean for x in f.split(chunk)]).float()
-    z = z * vae.config.scaling_factor
-    return z.reshape(*videos.shape[:2], *z.shape[1:]).permute(0, 2, 1, 3, 4)
-
-
 def _latents_to_frames(vae, z: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     f = z.permute(0, 2, 1, 3, 4).flatten(0, 1) / vae.config.scaling_factor
     x = torch.cat([vae.decode(c).sample.float() for c in f.split(chunk)])
@@ -82,7 +75,7 @@ def vae_recognisability(vae, videos: torch.Tensor, labels, classifier, config=No
     device, _ = runtime(accelerator)
     vae = vae.to(device).eval()
     labels = torch.as_tensor(labels)
-    rec = _latents_to_frames(vae, _frames_to_latents(vae, videos, device))
+    rec = _latents_to_frames(vae, video_latents(vae, videos.to(device), mean=True, chunk=64).float())
     return {"real": _top1(classifier, videos, labels, config, accelerator),
             "reconstructed": _top1(classifier, rec, labels, config, accelerator),
             "mse": round(float(((rec - videos.cpu()) ** 2).mean()), 5)}
@@ -99,7 +92,7 @@ def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tens
     device, autocast = runtime(accelerator)
     vae, transformer = pipe.vae.to(device).eval(), pipe.transformer.to(device).eval()
     labels = torch.as_tensor(labels)
-    z = _frames_to_latents(vae, videos, device)
+    z = video_latents(vae, videos.to(device), mean=True, chunk=64).float()
     alphas = pipe.scheduler.alphas_cumprod
     gen, out = torch.Generator().manual_seed(seed), {}
     for t in timesteps:
