@@ -10,7 +10,6 @@ the transformer ignores its prompt (the pool then cannot be class-recognisable w
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,8 +17,9 @@ import torch
 from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.diffusion import load_latte
-from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts, load_class_embeddings
+from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts
 from hf_vdd.diffusion.quality import prompt_steering, vae_recognisability
+from hf_vdd.diffusion.select import learned_class_embeddings
 from hf_vdd.training import make_accelerator
 
 
@@ -52,12 +52,10 @@ def main():
     data.num_frames, data.frame_size = frames, size
     accelerator = make_accelerator()
     train, test = data.load("train"), data.load("test")
-    learned = load_class_embeddings(args.generator) if Path(args.generator).is_dir() else None
-    if learned is not None and learned[0] == test.class_names:
-        states, conditioning = learned[1], "learned class embeddings"
-    else:
+    states = learned_class_embeddings(args.generator, test.class_names)  # else: the prompts, as the pool does
+    conditioning = "learned class embeddings" if states is not None else f"prompts '{args.prompt_template}'"
+    if states is None:
         states = encode_prompts(pipe, [args.prompt_template.format(c) for c in test.class_names])
-        conditioning = f"prompts '{args.prompt_template}'"
     judges = []
     full = evaluate_distilled(train, test, TrainConfig(runs=1, steps=args.judge_steps, seed=args.seed,
                                                        show_progress=False), accelerator,

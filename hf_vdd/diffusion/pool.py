@@ -11,11 +11,10 @@ Video `index` of class `c` is generated from `torch.Generator().manual_seed(samp
 is always generated as one batch, so the pool is bit-identical for any number of processes. The pool is complete
 when every shard listed by the manifest exists; `generate_pool` on an incomplete pool makes only the missing shards.
 
-Class conditioning, through `prompt_embeds` (diffusers' Latte is text-conditioned only) and exactly as `finetune_latte`
-trains: the prompts `prompt_template.format(class_name)` ("a video of {}") encoded together, or the per-class
-embeddings learned by `finetune_latte(..., learn_class_embeddings=True)` when the pipeline folder holds
-`class_prompt_embeds.safetensors`; guidance's unconditional side is `unconditional_states`. Pools of `conditioning` 1
-(before session 23) padded that side with zeros and prompted by string; they are not resumed with today's code.
+Class conditioning, through `prompt_embeds` (diffusers' Latte is text-conditioned only) and as `finetune_latte` trains:
+the prompts `prompt_template.format(class_name)` ("a video of {}") encoded together, or the per-class embeddings of
+`finetune_latte(..., learn_class_embeddings=True)` (`class_prompt_embeds.safetensors`); guidance's unconditional side
+is `unconditional_states`. Pools of `conditioning` 1 (zero-padded, prompted by string) are not resumed today.
 """
 
 from __future__ import annotations
@@ -253,15 +252,15 @@ def pool_is_complete(pool_dir: str | os.PathLike) -> bool:
 
 @torch.no_grad()
 def _generate_shard(pipe, c: int, s: int, class_names: list[str], config: PoolConfig, class_states: torch.Tensor,
-                    learned: bool) -> dict:
-    """One shard of class `c`, conditioned by `class_states[c]` (and `unconditional_states`) as `finetune_latte`
+                    uncond: torch.Tensor | None, learned: bool) -> dict:
+    """One shard of class `c`, conditioned by `class_states[c]` (and, for guidance, `uncond`) as `finetune_latte`
     trains; `mask_feature=False`: the states are final (the pipeline's masking of given states needs a negative)."""
     idx = list(range(s * config.shard_size, min((s + 1) * config.shard_size, config.videos_per_class)))
     seeds = [sample_seed(config.seed, c, i) for i in idx]
     gens = [torch.Generator().manual_seed(sd) for sd in seeds]
     prompt = config.prompt_template.format(class_names[c])
     emb = class_states[c:c + 1].expand(len(idx), -1, -1)
-    neg = unconditional_states(pipe, len(idx), emb.shape[1]) if config.guidance_scale > 1 else None
+    neg = None if uncond is None else uncond.expand(len(idx), -1, -1)
     video = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, negative_prompt=None, mask_feature=False,
                  num_inference_steps=config.num_inference_steps, guidance_scale=config.guidance_scale,
                  video_length=config.num_frames, height=config.frame_size, width=config.frame_size, generator=gens,
@@ -307,6 +306,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     pipe.to(device)  # one model load per process; the CPU generators of the seeds keep videos device-independent
     class_states = (class_embeds.to(device) if class_embeds is not None else
                     encode_prompts(pipe, [config.prompt_template.format(c) for c in class_names]))
+    uncond = unconditional_states(pipe, 1, class_states.shape[1]) if config.guidance_scale > 1 else None
     todo = [cs for cs in _shards(len(class_names), config) if not _shard_file(pool_dir, *cs).is_file()]
     if accelerator is not None:  # every process lists the missing shards before any of them writes one
         accelerator.wait_for_everyone()
@@ -317,7 +317,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
                disable=not (show_progress and (accelerator is None or accelerator.is_local_main_process)))
     for c, s in mine:
         with autocast():
-            rows = _generate_shard(pipe, c, s, class_names, config, class_states, class_embeds is not None)
+            rows = _generate_shard(pipe, c, s, class_names, config, class_states, uncond, class_embeds is not None)
         target = _shard_file(pool_dir, c, s)
         with atomic_file(target) as tmp:
             pq.write_table(Dataset.from_dict(rows, features=feats).data.table, str(tmp))

@@ -115,6 +115,13 @@ def _cache_folder(kind: str, train_set, config, accelerator=None, version: int =
     return cache_root() / kind / f"tiny-{kind}-{_key(facts)}"
 
 
+def learned_class_embeddings(generator: str, class_names: list[str]) -> torch.Tensor | None:
+    """The per-class prompt embeddings learned with the Latte folder `generator` when they were learned for exactly
+    `class_names` (in that order); None for a Hub id, a folder without them or other classes (then: the prompts)."""
+    learned = load_class_embeddings(generator) if Path(generator).is_dir() else None
+    return learned[1] if learned is not None and learned[0] == list(class_names) else None
+
+
 def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
     """A tiny Latte fine-tuned on `train_set` (cached); returns its folder."""
     from .pool import tiny_latte_pipeline
@@ -224,10 +231,7 @@ def build_pool(data, args: DiffusionSelectArgs, accelerator, train_set=None):
             gen_train = data.load("train", num_frames=cfg.num_frames, frame_size=cfg.frame_size)
         generator = args.generator or default_generator(gen_train, args, accelerator)
         pipe = load_latte(generator)
-        learned = load_class_embeddings(generator) if Path(generator).is_dir() else None
-        embeds = None
-        if learned is not None and learned[0] == names:
-            embeds = learned[1]
+        embeds = learned_class_embeddings(generator, names)
         start = time.perf_counter()
         manifest = generate_pool(pipe, names, pool_dir, cfg, dataset=str(data.dataset), generator=generator,
                                  accelerator=accelerator, class_embeds=embeds,
