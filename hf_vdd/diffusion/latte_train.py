@@ -25,7 +25,11 @@ from torch.utils.data import DataLoader
 
 from ..checkpoints import resolve_checkpoint, save_state
 from ..utils import atomic_folder, progress
+from .latte_adaln import AdaLNLatteTransformer3DModel
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
+
+CONDITIONINGS = ("cross_attention", "adaln")
+PREDICTIONS = ("epsilon", "v_prediction")
 
 
 @dataclass
@@ -40,10 +44,23 @@ class LatteFinetuneConfig:
     learn_class_embeddings: bool = field(default=False, metadata={
         "help": "Also learn one prompt embedding per class (saved as class_prompt_embeds.safetensors)."})
     caption_dropout: float = field(default=0.1, metadata={"help": "Probability of the empty prompt (for CFG)."})
+    class_conditioning: str = field(default="cross_attention", metadata={
+        "choices": CONDITIONINGS, "help": "How the class prompt reaches the transformer: `cross_attention` "
+        "(diffusers' text-to-video Latte) or `adaln` (also pooled into every block's adaLN, as Latte's "
+        "class-conditional models)."})
+    prediction_type: str = field(default="epsilon", metadata={
+        "choices": PREDICTIONS, "help": "What the transformer learns to predict: `epsilon` (Latte's) or "
+        "`v_prediction` (its loss weighs the high-noise steps, where the class decides, 1/alpha_bar times more); "
+        "the saved scheduler samples with it."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save state every N steps (0 = off)."})
     checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or 'latest'."})
     seed: int = field(default=0, metadata={"help": "Seed."})
+
+    def __post_init__(self):
+        for name, choices in (("class_conditioning", CONDITIONINGS), ("prediction_type", PREDICTIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}.")
 
 
 def video_latents(vae, frames: torch.Tensor, generator=None, mean: bool = False, chunk: int | None = None):
@@ -158,6 +175,8 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     prompt_states = encode_prompts(pipe, [config.prompt_template.format(c) for c in names])  # (C, L, D)
     empty = unconditional_states(pipe, 1, prompt_states.shape[1])  # what the pool's guidance samples with
     class_embeds = torch.nn.Parameter(prompt_states.clone(), requires_grad=config.learn_class_embeddings)
+    if config.class_conditioning == "adaln" and not isinstance(pipe.transformer, AdaLNLatteTransformer3DModel):
+        pipe.transformer = AdaLNLatteTransformer3DModel.from_latte(pipe.transformer)  # same outputs until trained
     transformer = pipe.transformer.train().requires_grad_(True)
     params = list(transformer.parameters()) + ([class_embeds] if config.learn_class_embeddings else [])
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
@@ -169,6 +188,9 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     if resume is not None:
         accelerator.load_state(str(resume))
         first_step = int(resume.name.split("-")[1])
+    if pipe.scheduler.config.prediction_type != config.prediction_type:  # the saved pipeline samples as it trained
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
+                                                          prediction_type=config.prediction_type)
     sched = pipe.scheduler
     gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     curve, it = [], iter(loader)
@@ -189,7 +211,8 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         drop = (torch.rand(len(y), generator=gen) < config.caption_dropout).to(device)
         emb = torch.where(drop[:, None, None], empty.expand_as(emb), emb)
         pred = transformer(noisy, timestep=t, encoder_hidden_states=emb, return_dict=False)[0]
-        loss = F.mse_loss(pred.chunk(2, dim=1)[0], noise)
+        target = noise if config.prediction_type == "epsilon" else sched.get_velocity(z, noise, t)
+        loss = F.mse_loss(pred.chunk(2, dim=1)[0], target)
         opt.zero_grad()
         accelerator.backward(loss)
         if config.learn_class_embeddings and accelerator.num_processes > 1:  # not inside DDP: average by hand
@@ -225,7 +248,8 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
         pipe.save_pretrained(str(tmp))
         facts = {"source": source, "class_names": list(class_names), "config": asdict(config), "stats": stats,
                  "num_frames": pipe.transformer.config.video_length,
-                 "frame_size": pipe.transformer.config.sample_size * pipe.vae_scale_factor}
+                 "frame_size": pipe.transformer.config.sample_size * pipe.vae_scale_factor,
+                 "transformer_class": type(pipe.transformer).__name__}
         (tmp / "hf_vdd_latte.json").write_text(json.dumps(facts, indent=2, default=str))
         (tmp / "class_names.json").write_text(json.dumps(list(class_names)))
         if class_embeds is not None:
@@ -234,6 +258,11 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
                              tags=["hf_vdd", "latte", "dataset-distillation", "text-to-video"])
         embeds_note = (f" (plus learned per-class prompt embeddings, `{CLASS_EMBEDS_FILE}`)"
                        if class_embeds is not None else "")
+        if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel):
+            embeds_note += (". The transformer is hf_vdd's `AdaLNLatteTransformer3DModel` (`--class_conditioning "
+                            "adaln`: the pooled prompt states are also added to the timestep embedding of every "
+                            "block's adaLN, as in Latte's class-conditional models); loading it needs hf_vdd "
+                            "installed")
         t, size, example = facts["num_frames"], facts["frame_size"], config.prompt_template.format(class_names[0])
         text = (f"---\n{data.to_yaml()}\n---\n\n# Latte fine-tuned on {source}\n\n"
                 f"Class-conditioned by the prompt `{config.prompt_template}` over {len(class_names)} classes"

@@ -104,7 +104,9 @@ def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tens
             with autocast():
                 pred = transformer(zt, timestep=torch.full((len(z),), int(t), device=device),
                                    encoder_hidden_states=states, return_dict=False)[0]
-            eps = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the noise
-            x0 = _latents_to_frames(vae, (zt - (1 - a).sqrt() * eps) / a.sqrt())
+            p0 = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the prediction
+            v = pipe.scheduler.config.prediction_type == "v_prediction"
+            x0 = _latents_to_frames(vae, a.sqrt() * zt - (1 - a).sqrt() * p0 if v
+                                    else (zt - (1 - a).sqrt() * p0) / a.sqrt())
             out[int(t)][name] = _top1(classifier, x0, target, config, accelerator)
     return out

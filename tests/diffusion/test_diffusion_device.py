@@ -1,6 +1,7 @@
 """Latte generation and fine-tuning and the pool selectors follow `accelerator.device` (the `meta_accelerator`
 fixture: mixing a CPU tensor into device work fails; the convolutions must run on the device)."""
 
+import pytest
 import torch
 
 from hf_vdd.data.loading import load_video_dataset
@@ -43,9 +44,11 @@ def test_selectors_run_on_the_accelerator_device(pool_dir, latte_dir, videomae_d
         assert ran_on_device(meta_accelerator, "linear")
 
 
-def test_latte_finetuning_runs_on_the_accelerator_device(latte_dir, tiny_toy, meta_accelerator):
+@pytest.mark.parametrize("conditioning", ["cross_attention", "adaln"])
+def test_latte_finetuning_runs_on_the_accelerator_device(latte_dir, tiny_toy, meta_accelerator, conditioning):
     train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
-    cfg = LatteFinetuneConfig(steps=2, vae_steps=2, batch_size=2, learn_class_embeddings=True)
+    cfg = LatteFinetuneConfig(steps=2, vae_steps=2, batch_size=2, learn_class_embeddings=True,
+                              class_conditioning=conditioning)
     finetune_latte(load_latte(latte_dir), train.subset(range(4)), cfg, accelerator=meta_accelerator,
                    show_progress=False)
     assert ran_on_device(meta_accelerator, "conv2d", "linear")

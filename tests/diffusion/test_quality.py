@@ -82,9 +82,9 @@ class _IdentityVAE(torch.nn.Module):
 class _Transformer(torch.nn.Module):
     """Predicts the noise that makes x0 the prompted class's flat video (`follows`), or no noise at all."""
 
-    def __init__(self, levels, alphas, follows: bool):
+    def __init__(self, levels, alphas, follows: bool, velocity: bool = False):
         super().__init__()
-        self.levels, self.alphas, self.follows = levels, alphas, follows
+        self.levels, self.alphas, self.follows, self.velocity = levels, alphas, follows, velocity
 
     def forward(self, zt, timestep, encoder_hidden_states, return_dict=False):
         eps = torch.zeros_like(zt)
@@ -92,6 +92,8 @@ class _Transformer(torch.nn.Module):
             a = self.alphas[timestep].reshape(-1, 1, 1, 1, 1)
             x0 = (2 * self.levels[encoder_hidden_states[:, 0].argmax(-1)] - 1).reshape(-1, 1, 1, 1, 1)
             eps = (zt - a.sqrt() * x0) / (1 - a).sqrt()
+            if self.velocity:  # a v-prediction model (`prediction_type="v_prediction"`) outputs v, not the noise
+                eps = a.sqrt() * eps - (1 - a).sqrt() * x0
         return (torch.cat([eps, eps], 1),)  # learned sigma: twice the channels
 
 
@@ -129,3 +131,8 @@ def test_vae_recognisability_and_prompt_steering_tell_a_prompt_follower_from_an_
                                transformer=_Transformer(levels, scheduler.alphas_cumprod, follows))
         steering = prompt_steering(pipe, videos, labels, states, judge, timesteps=list(expected), config=config)
         assert steering == expected
+    v_scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="v_prediction")
+    pipe = SimpleNamespace(vae=_IdentityVAE(), scheduler=v_scheduler,
+                           transformer=_Transformer(levels, v_scheduler.alphas_cumprod, True, velocity=True))
+    assert prompt_steering(pipe, videos, labels, states, judge, timesteps=[100, 900], config=config) == {
+        100: {"own": 100.0, "next": 100.0}, 900: {"own": 100.0, "next": 100.0}}

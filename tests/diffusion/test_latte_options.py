@@ -1,0 +1,101 @@
+"""Latte fine-tuning options: `--class_conditioning adaln` (the prompt also reaches every block through adaLN) and
+`--prediction_type v_prediction`."""
+
+import pytest
+import torch
+
+from hf_vdd import load_video_dataset
+from hf_vdd.diffusion import LatteFinetuneConfig, finetune_latte, generate_pool, load_latte, load_pool
+from hf_vdd.diffusion.latte_adaln import AdaLNLatteTransformer3DModel
+from hf_vdd.diffusion.pool import load_class_embeddings
+from tests.diffusion.helpers import CLASSES, small_pool_config
+
+
+def _out(transformer, x, t, states):
+    with torch.no_grad():
+        return transformer(x, timestep=t, encoder_hidden_states=states, return_dict=False)[0]
+
+
+def test_adaln_latte_starts_as_latte_conditions_every_block_and_round_trips(latte_dir, tmp_path):
+    pipe = load_latte(latte_dir)
+    plain = pipe.transformer.eval()
+    model = AdaLNLatteTransformer3DModel.from_latte(plain).eval()
+    torch.manual_seed(0)
+    x, t, states = torch.randn(2, 4, 8, 16, 16), torch.tensor([10, 700]), torch.randn(2, 120, 32)
+    torch.testing.assert_close(_out(model, x, t, states), _out(plain, x, t, states), rtol=0, atol=0)
+    torch.nn.init.normal_(model.prompt_adaln[-1].weight, std=0.1)  # as if trained
+    # without cross-attention (temporal attention only) the prompt still changes the output: it reaches adaLN
+    other = states.roll(1, 0)
+    for blocks in (plain, model):
+        for block in blocks.transformer_blocks:
+            block.attn2.forward = lambda hidden, encoder_hidden_states=None, **kw: torch.zeros_like(hidden)
+    assert torch.equal(_out(plain, x, t, states), _out(plain, x, t, other))
+    assert not torch.allclose(_out(model, x, t, states), _out(model, x, t, other))
+    pipe.transformer = AdaLNLatteTransformer3DModel.from_latte(load_latte(latte_dir).transformer)
+    torch.nn.init.normal_(pipe.transformer.prompt_adaln[-1].weight, std=0.1)
+    pipe.save_pretrained(str(tmp_path / "adaln"))
+    loaded = load_latte(tmp_path / "adaln")  # LattePipeline.from_pretrained finds the subclass
+    assert type(loaded.transformer) is AdaLNLatteTransformer3DModel
+    torch.testing.assert_close(_out(loaded.transformer, x, t, states), _out(pipe.transformer.eval(), x, t, states))
+    generate_pool(loaded, CLASSES, tmp_path / "pool", small_pool_config(videos_per_class=1, shard_size=1,
+                                                                        guidance_scale=2.0), show_progress=False)
+    assert load_pool(tmp_path / "pool").videos.shape == (3, 8, 3, 32, 32)
+
+
+def test_finetune_with_adaln_trains_the_prompt_path_saves_and_resumes(tiny_toy, tmp_path):
+    from hf_vdd.diffusion import tiny_latte_pipeline
+
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)
+    out = tmp_path / "latte"
+    cfg = LatteFinetuneConfig(steps=6, batch_size=4, lr=1e-3, learn_class_embeddings=True, checkpointing_steps=3,
+                              class_conditioning="adaln")
+    finetune_latte(pipe, train, cfg, output_dir=out, source="tiny-toy", show_progress=False)
+    assert isinstance(pipe.transformer, AdaLNLatteTransformer3DModel)
+    assert pipe.transformer.prompt_adaln[-1].weight.abs().sum() > 0  # started at zero, trained
+    loaded = load_latte(out)
+    assert isinstance(loaded.transformer, AdaLNLatteTransformer3DModel)
+    assert "AdaLNLatteTransformer3DModel" in (out / "README.md").read_text()
+    names, embeds = load_class_embeddings(out)
+    x, t = torch.randn(2, 4, 8, 16, 16), torch.tensor([500, 500])
+    torch.testing.assert_close(_out(loaded.transformer, x, t, embeds[:2]), _out(pipe.transformer.eval(), x, t,
+                                                                               embeds[:2]))
+    resumed = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)  # a plain Latte: converted first
+    stats = finetune_latte(resumed, train, LatteFinetuneConfig(**(cfg.__dict__ | {
+        "steps": 7, "resume_from_checkpoint": "latest"})), output_dir=out, source="tiny-toy", show_progress=False)
+    assert stats["resumed_from"] == 6 and isinstance(resumed.transformer, AdaLNLatteTransformer3DModel)
+    with pytest.raises(ValueError, match=r"checkpoint-6 belongs to another run.*class_conditioning"):
+        finetune_latte(tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32), train,
+                       LatteFinetuneConfig(**(cfg.__dict__ | {"steps": 8, "resume_from_checkpoint": "latest",
+                                                              "class_conditioning": "cross_attention"})),
+                       output_dir=out, source="tiny-toy", show_progress=False)
+    with pytest.raises(ValueError, match=r"class_conditioning must be one of \['cross_attention', 'adaln'\]"):
+        LatteFinetuneConfig(class_conditioning="film")
+
+
+def test_v_prediction_trains_on_the_velocity_and_saves_a_scheduler_that_samples_it(tiny_toy, tmp_path, monkeypatch):
+    from diffusers import DDIMScheduler
+
+    from hf_vdd.diffusion import tiny_latte_pipeline
+
+    noised, predicted = [], []
+    add_noise = DDIMScheduler.add_noise
+    monkeypatch.setattr(DDIMScheduler, "add_noise", lambda self, z, noise, t: noised.append(
+        (z, noise, self.alphas_cumprod[t])) or add_noise(self, z, noise, t))
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)
+    pipe.transformer.register_forward_hook(lambda m, args, out: predicted.append(out[0][:, :4].detach()))
+    stats = finetune_latte(pipe, train, LatteFinetuneConfig(steps=1, batch_size=4, lr=0.0,
+                                                            prediction_type="v_prediction"),
+                           output_dir=tmp_path / "latte", show_progress=False)
+    (z, noise, a), pred = noised[0], predicted[0]
+    a = a.reshape(-1, 1, 1, 1, 1)
+    velocity = a.sqrt() * noise - (1 - a).sqrt() * z
+    assert stats["loss_first"][0] == pytest.approx(float(((pred - velocity) ** 2).mean()), rel=1e-5)
+    assert stats["loss_first"][0] != pytest.approx(float(((pred - noise) ** 2).mean()), rel=1e-2)
+    loaded = load_latte(tmp_path / "latte")
+    assert loaded.scheduler.config.prediction_type == "v_prediction"
+    generate_pool(loaded, train.class_names, tmp_path / "pool", small_pool_config(
+        videos_per_class=1, shard_size=1, num_inference_steps=2), show_progress=False)
+    with pytest.raises(ValueError, match=r"prediction_type must be one of \['epsilon', 'v_prediction'\]"):
+        LatteFinetuneConfig(prediction_type="sample")
