@@ -17,7 +17,7 @@ import torch
 from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
 from hf_vdd.diffusion import load_latte
-from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts
+from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
 from hf_vdd.diffusion.quality import prompt_steering, vae_recognisability
 from hf_vdd.diffusion.select import learned_class_embeddings
 from hf_vdd.training import make_accelerator
@@ -66,14 +66,18 @@ def main():
               "clips": len(idx), "vae": vae_recognisability(pipe.vae, videos, labels, judges[0],
                                                             accelerator=accelerator),
               "steering": prompt_steering(pipe, videos, labels, states, judges[0], args.timesteps, args.seed,
-                                          accelerator=accelerator)}
+                                          accelerator=accelerator,
+                                          empty_states=unconditional_states(pipe, 1, states.shape[1]))}
     if accelerator.is_main_process:
         vae, chance = report["vae"], 100.0 / test.num_classes
         print(f"{data.dataset}, {len(idx)} test clips, judge {full.top1['mean']:.1f} % on the test split (chance "
               f"{chance:.1f}); {conditioning}\n\nVAE: real {vae['real']:.1f}, reconstructed {vae['reconstructed']:.1f}"
-              f" (MSE {vae['mse']:.4f})\n\n| t | own class prompt | next class prompt (judged as it) |\n|---|---|---|")
+              f" (MSE {vae['mse']:.4f})\n\n| t | own class prompt | next class prompt (judged as it) | x0 MSE: own / "
+              f"next / no class |\n|---|---|---|---|")
         for t, r in report["steering"].items():
-            print(f"| {t} | {r['own']:.1f} | {r['next']:.1f} |")
+            mse = r["x0_mse"]
+            print(f"| {t} | {r['own']:.1f} | {r['next']:.1f} | {mse['own']:.4f} / {mse['next']:.4f} / "
+                  f"{mse['empty']:.4f} |")
         dump_json(report, args.output_json)
 
 

@@ -138,7 +138,8 @@ def test_diagnose_latte_reports_the_vae_and_the_prompt_steering(models, tmp_path
               "--judge_steps", "2", "--timesteps", "500", "900", "--output_json", str(tmp_path / "d.json"))
     facts = json.loads((tmp_path / "d.json").read_text())
     assert facts["clips"] == 10 and set(facts["vae"]) == {"real", "reconstructed", "mse"}
-    assert list(facts["steering"]) == ["500", "900"] and set(facts["steering"]["900"]) == {"own", "next"}
+    assert list(facts["steering"]) == ["500", "900"] and set(facts["steering"]["900"]) == {"own", "next", "x0_mse"}
+    assert set(facts["steering"]["900"]["x0_mse"]) == {"own", "next", "empty"}
     assert facts["conditioning"].startswith("prompts") and "| 900 |" in res.stdout
     generator = ["--generator", str(models / "latte")]
     for flags, message in (([], "--generator is required"),

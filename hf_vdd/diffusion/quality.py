@@ -83,30 +83,37 @@ def vae_recognisability(vae, videos: torch.Tensor, labels, classifier, config=No
 
 @torch.no_grad()
 def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tensor, classifier,
-                    timesteps=(500, 700, 900), seed: int = 0, config=None, accelerator=None) -> dict:
+                    timesteps=(500, 700, 900), seed: int = 0, config=None, accelerator=None,
+                    empty_states: torch.Tensor | None = None) -> dict:
     """Does the transformer follow its class prompt? The latents of real `videos` are noised to each timestep `t`
     (seeded), the transformer predicts x0 in one step with each clip's own class states (`class_states[label]`) and
     with the next class's, and `classifier` labels the decoded predictions: `{t: {"own": top-1 as the clip's class,
-    "next": top-1 as the next class}}`. At high `t` little of the clip is left, so a transformer that has learnt
-    the classes scores "next" well above chance there; one that ignores its prompt scores about chance."""
+    "next": top-1 as the next class, "x0_mse": {...}}}`. At high `t` little of the clip is left, so a transformer
+    that has learnt the classes scores "next" well above chance there; one that ignores its prompt scores about
+    chance. `x0_mse` needs no judge: the predictions' mean squared error to the clean latents with the own class,
+    the next class and (given `empty_states` `(1, L, D)`, guidance's unconditional side) no class. A transformer
+    that uses its prompt predicts better with its own class than with none, and worse with the wrong one."""
     device, autocast = runtime(accelerator)
     vae, transformer = pipe.vae.to(device).eval(), pipe.transformer.to(device).eval()
     labels = torch.as_tensor(labels)
     z = video_latents(vae, videos.to(device), mean=True, chunk=64).float()
-    alphas = pipe.scheduler.alphas_cumprod
+    alphas, velocity = pipe.scheduler.alphas_cumprod, pipe.scheduler.config.prediction_type == "v_prediction"
     gen, out = torch.Generator().manual_seed(seed), {}
+    prompts = [("own", labels), ("next", (labels + 1) % len(class_states))]
     for t in timesteps:
         a = alphas[int(t)].to(device)
         zt = a.sqrt() * z + (1 - a).sqrt() * torch.randn(z.shape, generator=gen).to(device)
-        out[int(t)] = {}
-        for name, target in (("own", labels), ("next", (labels + 1) % len(class_states))):
-            states = class_states[target.to(class_states.device)].to(device)
+        out[int(t)], mse = {}, {}
+        for name, target in prompts + ([("empty", None)] if empty_states is not None else []):
+            states = (class_states[target.to(class_states.device)] if target is not None
+                      else empty_states.expand(len(z), -1, -1)).to(device)
             with autocast():
                 pred = transformer(zt, timestep=torch.full((len(z),), int(t), device=device),
                                    encoder_hidden_states=states, return_dict=False)[0]
             p0 = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the prediction
-            v = pipe.scheduler.config.prediction_type == "v_prediction"
-            x0 = _latents_to_frames(vae, a.sqrt() * zt - (1 - a).sqrt() * p0 if v
-                                    else (zt - (1 - a).sqrt() * p0) / a.sqrt())
-            out[int(t)][name] = _top1(classifier, x0, target, config, accelerator)
+            x0 = a.sqrt() * zt - (1 - a).sqrt() * p0 if velocity else (zt - (1 - a).sqrt() * p0) / a.sqrt()
+            mse[name] = round(float(((x0 - z) ** 2).mean()), 5)
+            if target is not None:
+                out[int(t)][name] = _top1(classifier, _latents_to_frames(vae, x0), target, config, accelerator)
+        out[int(t)]["x0_mse"] = mse
     return out

@@ -129,10 +129,18 @@ def test_vae_recognisability_and_prompt_steering_tell_a_prompt_follower_from_an_
                               (False, {100: {"own": 100.0, "next": 0.0}})):
         pipe = SimpleNamespace(vae=_IdentityVAE(), scheduler=scheduler,
                                transformer=_Transformer(levels, scheduler.alphas_cumprod, follows))
-        steering = prompt_steering(pipe, videos, labels, states, judge, timesteps=list(expected), config=config)
-        assert steering == expected
+        steering = prompt_steering(pipe, videos, labels, states, judge, timesteps=list(expected), config=config,
+                                   empty_states=torch.zeros(1, 1, 3))
+        assert {t: {k: r[k] for k in ("own", "next")} for t, r in steering.items()} == expected
+        mse = steering[100]["x0_mse"]  # no judge: the clean latents' error with own, next and no class
+        if follows:
+            assert mse["own"] < 1e-6 < mse["next"]
+        else:
+            assert mse["own"] == mse["next"] == mse["empty"] > 0
     v_scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="v_prediction")
     pipe = SimpleNamespace(vae=_IdentityVAE(), scheduler=v_scheduler,
                            transformer=_Transformer(levels, v_scheduler.alphas_cumprod, True, velocity=True))
-    assert prompt_steering(pipe, videos, labels, states, judge, timesteps=[100, 900], config=config) == {
+    steering = prompt_steering(pipe, videos, labels, states, judge, timesteps=[100, 900], config=config)
+    assert {t: {k: r[k] for k in ("own", "next")} for t, r in steering.items()} == {
         100: {"own": 100.0, "next": 100.0}, 900: {"own": 100.0, "next": 100.0}}
+    assert steering[900]["x0_mse"]["own"] < 1e-6 and "empty" not in steering[900]["x0_mse"]
