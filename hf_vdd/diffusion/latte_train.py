@@ -258,15 +258,15 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
                              tags=["hf_vdd", "latte", "dataset-distillation", "text-to-video"])
         embeds_note = (f" (plus learned per-class prompt embeddings, `{CLASS_EMBEDS_FILE}`)"
                        if class_embeds is not None else "")
-        if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel):
-            embeds_note += (". The transformer is hf_vdd's `AdaLNLatteTransformer3DModel` (`--class_conditioning "
-                            "adaln`: the pooled prompt states are also added to the timestep embedding of every "
-                            "block's adaLN, as in Latte's class-conditional models); loading it needs hf_vdd "
-                            "installed")
+        adaln_note = (" The transformer is hf_vdd's `AdaLNLatteTransformer3DModel` (`--class_conditioning adaln`: the "
+                      "pooled prompt states are also added to the timestep embedding of every block's adaLN, as in "
+                      "Latte's class-conditional models); loading it needs hf_vdd installed."
+                      if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel) else "")
         t, size, example = facts["num_frames"], facts["frame_size"], config.prompt_template.format(class_names[0])
         text = (f"---\n{data.to_yaml()}\n---\n\n# Latte fine-tuned on {source}\n\n"
                 f"Class-conditioned by the prompt `{config.prompt_template}` over {len(class_names)} classes"
-                f"{embeds_note}; {t} frames of {size}×{size}.\n\n```python\nfrom diffusers import LattePipeline\n"
+                f"{embeds_note}; {t} frames of {size}×{size}.{adaln_note}\n\n"
+                f"```python\nfrom diffusers import LattePipeline\n"
                 f"pipe = LattePipeline.from_pretrained(\"{repo_id}\")\nvideo = pipe(\"{example}\", video_length={t}, "
                 f"height={size}, width={size}, output_type=\"pt\").frames\n```\n\n"
                 f"Made with `recipes/finetune_latte.py` of hf_vdd; generation pools and selection: "
