@@ -6,8 +6,10 @@
 Stage 1 (optional, `vae_steps > 0`, meant for a VAE built from a config): the AutoencoderKL learns to reconstruct
 frames (MSE + `kl_weight` KL), then its `scaling_factor` is set so that latents have unit std. Stage 2: the transformer
 (and, with `learn_class_embeddings`, one prompt embedding per class fed through `prompt_embeds`) learns epsilon
-prediction on VAE latents `(B, 4, T, h, w)`; the text encoder and VAE are frozen; captions are dropped to "" with
-probability `caption_dropout` so that classifier-free guidance works. Checkpoints via `accelerator.save_state`.
+(or, with `prediction_type`, velocity) prediction on VAE latents `(B, 4, T, h, w)`; the text encoder and VAE are
+frozen; captions are dropped to "" with probability `caption_dropout` so that classifier-free guidance works. With
+`ema_decay > 0` an exponential moving average of the trained weights (diffusers' `EMAModel`) is kept and saved.
+Checkpoints via `accelerator.save_state` (the EMA included).
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class LatteFinetuneConfig:
         "choices": PREDICTIONS, "help": "What the transformer learns to predict: `epsilon` (Latte's) or "
         "`v_prediction` (its loss weighs the high-noise steps, where the class decides, 1/alpha_bar times more); "
         "the saved scheduler samples with it."})
+    ema_decay: float = field(default=0.0, metadata={
+        "help": "Keep an exponential moving average of the trained weights (diffusers' EMAModel: the decay ramps as "
+        "(1+step)/(10+step) up to this value) and save it instead of the last weights, as Latte and DiT sample "
+        "(0.9999); 0 = off."})
     checkpointing_steps: int = field(default=0, metadata={"help": "Save state every N steps (0 = off)."})
     checkpoints_total_limit: int = field(default=3, metadata={"help": "Keep only the newest N checkpoints (0 = all)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder or 'latest'."})
@@ -61,6 +67,8 @@ class LatteFinetuneConfig:
         for name, choices in (("class_conditioning", CONDITIONINGS), ("prediction_type", PREDICTIONS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}.")
 
 
 def video_latents(vae, frames: torch.Tensor, generator=None, mean: bool = False, chunk: int | None = None):
@@ -132,6 +140,15 @@ def _checkpoint_dir(ckpt_root: Path, config: LatteFinetuneConfig, train_set) -> 
     return resolve_checkpoint(config.resume_from_checkpoint, ckpt_root, latte_run(config, train_set))
 
 
+def _ema(params, decay: float):
+    """diffusers' `EMAModel` over `params` (created where they are), or None when `decay` is 0."""
+    if not decay:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(params, decay=decay)
+
+
 def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str | os.PathLike | None = None,
                    accelerator=None, source: str = "unknown", show_progress: bool = True) -> dict:
     """Fine-tune `pipe` in place on `train_set` (a `VideoClassificationSet`; clips `(T, C, H, W)` in [0, 1]).
@@ -184,10 +201,15 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     accelerator.free_memory()  # forget the VAE stage's objects: checkpoints hold the diffusion stage only
     transformer, opt = accelerator.prepare(transformer, opt)
     accelerator.register_for_checkpointing(holder)
+    ema = _ema(params, config.ema_decay)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
     first_step = 0
     if resume is not None:
         accelerator.load_state(str(resume))
         first_step = int(resume.name.split("-")[1])
+        if ema is not None:
+            ema.to(device)  # loaded on the CPU
     if pipe.scheduler.config.prediction_type != config.prediction_type:  # the saved pipeline samples as it trained
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
                                                           prediction_type=config.prediction_type)
@@ -219,15 +241,21 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
             class_embeds.grad = accelerator.reduce(class_embeds.grad, "mean")
         accelerator.clip_grad_norm_(params, 1.0)
         opt.step()
+        if ema is not None:
+            ema.step(params)
         curve.append(loss.item())
         done = step + 1
         if ckpt_root is not None and config.checkpointing_steps and done % config.checkpointing_steps == 0:
             save_state(accelerator, ckpt_root, done, latte_run(config, train_set), config.checkpoints_total_limit)
+    if ema is not None:
+        ema.copy_to(params)  # what is saved and sampled: the average (the last weights stay in the checkpoints)
     pipe.transformer = accelerator.unwrap_model(transformer).eval()
     learned = holder[0].detach().clone()
     stats = {"steps": config.steps, "resumed_from": first_step, "seconds": time.perf_counter() - start,
              "loss_first": curve[:10], "loss_last": curve[-10:], "vae_loss": vae_curve[-3:],
              "num_processes": accelerator.num_processes}
+    if ema is not None:
+        stats["ema"] = {"decay": config.ema_decay, "steps": ema.optimization_step, "last_decay": ema.cur_decay_value}
     accelerator.wait_for_everyone()
     if output_dir is not None and accelerator.is_main_process:
         save_latte(pipe, output_dir, names, source, config, stats,
@@ -262,6 +290,9 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
                       "pooled prompt states are also added to the timestep embedding of every block's adaLN, as in "
                       "Latte's class-conditional models); loading it needs hf_vdd installed."
                       if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel) else "")
+        adaln_note += (" The weights are an exponential moving average of training's (decay up to "
+                       f"{config.ema_decay}; the last weights are in the training checkpoints)."
+                       if config.ema_decay else "")
         t, size, example = facts["num_frames"], facts["frame_size"], config.prompt_template.format(class_names[0])
         text = (f"---\n{data.to_yaml()}\n---\n\n# Latte fine-tuned on {source}\n\n"
                 f"Class-conditioned by the prompt `{config.prompt_template}` over {len(class_names)} classes"

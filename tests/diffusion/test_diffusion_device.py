@@ -44,11 +44,12 @@ def test_selectors_run_on_the_accelerator_device(pool_dir, latte_dir, videomae_d
         assert ran_on_device(meta_accelerator, "linear")
 
 
-@pytest.mark.parametrize("conditioning", ["cross_attention", "adaln"])
-def test_latte_finetuning_runs_on_the_accelerator_device(latte_dir, tiny_toy, meta_accelerator, conditioning):
+@pytest.mark.parametrize(("conditioning", "ema_decay"), [("cross_attention", 0.9999), ("adaln", 0.0)])
+def test_latte_finetuning_runs_on_the_accelerator_device(latte_dir, tiny_toy, meta_accelerator, conditioning,
+                                                         ema_decay):
     train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
     cfg = LatteFinetuneConfig(steps=2, vae_steps=2, batch_size=2, learn_class_embeddings=True,
-                              class_conditioning=conditioning)
+                              class_conditioning=conditioning, ema_decay=ema_decay)
     finetune_latte(load_latte(latte_dir), train.subset(range(4)), cfg, accelerator=meta_accelerator,
                    show_progress=False)
     assert ran_on_device(meta_accelerator, "conv2d", "linear")

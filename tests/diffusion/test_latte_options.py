@@ -99,3 +99,41 @@ def test_v_prediction_trains_on_the_velocity_and_saves_a_scheduler_that_samples_
         videos_per_class=1, shard_size=1, num_inference_steps=2), show_progress=False)
     with pytest.raises(ValueError, match=r"prediction_type must be one of \['epsilon', 'v_prediction'\]"):
         LatteFinetuneConfig(prediction_type="sample")
+
+
+def test_ema_saves_the_average_of_the_trained_weights_and_resumes_it(tiny_toy, tmp_path, monkeypatch):
+    from hf_vdd.diffusion import tiny_latte_pipeline
+
+    trained = []  # every parameter (transformer, then the class embeddings) after each optimiser step
+    adamw_step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (adamw_step(self, *a, **k), trained.append(
+        [p.detach().clone() for group in self.param_groups for p in group["params"]]))[0])
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    out = tmp_path / "latte"
+    cfg = LatteFinetuneConfig(steps=4, batch_size=4, lr=1e-2, learn_class_embeddings=True, ema_decay=0.9,
+                              checkpointing_steps=2)
+    stats = finetune_latte(tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32), train, cfg,
+                           output_dir=out, source="tiny-toy", show_progress=False)
+    assert len(trained) == 4 and stats["ema"]["steps"] == 4
+    average = trained[0]  # diffusers' EMAModel: decay 0 at the first step, then min(ema_decay, (1+s)/(10+s))
+    for s, weights in enumerate(trained[1:], start=1):
+        d = min(0.9, (1 + s) / (10 + s))
+        average = [d * a + (1 - d) * w for a, w in zip(average, weights)]
+    loaded = load_latte(out)
+    saved = [p.detach() for p in loaded.transformer.parameters()] + [load_class_embeddings(out)[1]]
+    assert len(saved) == len(average)
+    for got, want in zip(saved, average):
+        torch.testing.assert_close(got, want)
+    assert not all(torch.equal(got, last) for got, last in zip(saved, trained[-1]))  # not the last weights
+    assert "exponential moving average" in (out / "README.md").read_text()
+    resumed = finetune_latte(tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32), train,
+                             LatteFinetuneConfig(**(cfg.__dict__ | {"steps": 5, "resume_from_checkpoint": "latest"})),
+                             output_dir=out, source="tiny-toy", show_progress=False)
+    assert resumed["resumed_from"] == 4 and resumed["ema"]["steps"] == 5  # the average went on, not restarted
+    with pytest.raises(ValueError, match=r"checkpoint-4 belongs to another run.*ema_decay"):
+        finetune_latte(tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32), train,
+                       LatteFinetuneConfig(**(cfg.__dict__ | {"steps": 6, "resume_from_checkpoint": "latest",
+                                                              "ema_decay": 0.0})),
+                       output_dir=out, source="tiny-toy", show_progress=False)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        LatteFinetuneConfig(ema_decay=1.0)
