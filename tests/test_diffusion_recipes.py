@@ -79,6 +79,7 @@ def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path, run):
     assert "building the default generator" in res.stdout and "wrote the VST-UNet selector" in res.stdout
     latte = next((tmp_path / "cache" / "latte").iterdir())
     assert (latte / "model_index.json").is_file() and (latte / "README.md").is_file()
+    assert json.loads((latte / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
     assert (tmp_path / "vst-vstunet" / "vst_unet" / "model.safetensors").is_file()
     assert len(load_dataset(str(tmp_path / "vst"), split="train")) == 20
     res = run("recipes/diffusion_select.py", "--selector", "maescore", "--pool_dir", str(tmp_path / "pool"),

@@ -31,6 +31,8 @@ def test_bad_pool_shapes_are_refused_while_parsing_and_against_the_generator(lat
         DiffusionSelectArgs(pool_num_frames=0)
     with pytest.raises(ValueError, match="--selection_runs must be >= 1"):
         DiffusionSelectArgs(selection_runs=0)
+    with pytest.raises(ValueError, match=r"--default_prediction_type must be one of \['epsilon', 'v_prediction'\]"):
+        DiffusionSelectArgs(default_prediction_type="sample")
     with pytest.raises(ValueError, match=r"makes 8-frame videos \(its transformer's video_length\).*"
                                          r"use --pool_num_frames 8"):
         check_generation_shape(16, 4, str(latte_dir))
