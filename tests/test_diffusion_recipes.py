@@ -80,6 +80,7 @@ def test_embedded_default_builds_tiny_models_and_runs_vstunet(tmp_path, run):
     latte = next((tmp_path / "cache" / "latte").iterdir())
     assert (latte / "model_index.json").is_file() and (latte / "README.md").is_file()
     assert json.loads((latte / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+    assert json.loads((latte / "hf_vdd_latte.json").read_text())["config"]["ema_decay"] == 0.9999
     assert (tmp_path / "vst-vstunet" / "vst_unet" / "model.safetensors").is_file()
     assert len(load_dataset(str(tmp_path / "vst"), split="train")) == 20
     res = run("recipes/diffusion_select.py", "--selector", "maescore", "--pool_dir", str(tmp_path / "pool"),

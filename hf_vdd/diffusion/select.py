@@ -135,7 +135,7 @@ def default_generator(train_set, args: DiffusionSelectArgs, accelerator) -> str:
 
     cfg = LatteFinetuneConfig(steps=args.default_finetune_steps, vae_steps=args.default_vae_steps, batch_size=8,
                               lr=1e-3, prompt_template=args.prompt_template, seed=0,
-                              prediction_type=args.default_prediction_type)
+                              prediction_type=args.default_prediction_type, ema_decay=0.9999)  # session 25
     # version 2: a default Latte cached before fine-tuning encoded prompts in eval mode trained on dropout draws
     folder = _cache_folder("latte", train_set, cfg, accelerator, version=2)
     if not (folder / "model_index.json").is_file():
