@@ -286,17 +286,17 @@ def save_latte(pipe, output_dir: str | os.PathLike, class_names: list[str], sour
                              tags=["hf_vdd", "latte", "dataset-distillation", "text-to-video"])
         embeds_note = (f" (plus learned per-class prompt embeddings, `{CLASS_EMBEDS_FILE}`)"
                        if class_embeds is not None else "")
-        adaln_note = (" The transformer is hf_vdd's `AdaLNLatteTransformer3DModel` (`--class_conditioning adaln`: the "
-                      "pooled prompt states are also added to the timestep embedding of every block's adaLN, as in "
-                      "Latte's class-conditional models); loading it needs hf_vdd installed."
-                      if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel) else "")
-        adaln_note += (" The weights are an exponential moving average of training's (decay up to "
-                       f"{config.ema_decay}; the last weights are in the training checkpoints)."
-                       if config.ema_decay else "")
+        notes = (" The transformer is hf_vdd's `AdaLNLatteTransformer3DModel` (`--class_conditioning adaln`: the "
+                 "pooled prompt states are also added to the timestep embedding of every block's adaLN, as in "
+                 "Latte's class-conditional models); loading it needs hf_vdd installed."
+                 if isinstance(pipe.transformer, AdaLNLatteTransformer3DModel) else "")
+        notes += (" The weights are an exponential moving average of training's (decay up to "
+                  f"{config.ema_decay}; the last weights are in the training checkpoints)."
+                  if config.ema_decay else "")
         t, size, example = facts["num_frames"], facts["frame_size"], config.prompt_template.format(class_names[0])
         text = (f"---\n{data.to_yaml()}\n---\n\n# Latte fine-tuned on {source}\n\n"
                 f"Class-conditioned by the prompt `{config.prompt_template}` over {len(class_names)} classes"
-                f"{embeds_note}; {t} frames of {size}×{size}.{adaln_note}\n\n"
+                f"{embeds_note}; {t} frames of {size}×{size}.{notes}\n\n"
                 f"```python\nfrom diffusers import LattePipeline\n"
                 f"pipe = LattePipeline.from_pretrained(\"{repo_id}\")\nvideo = pipe(\"{example}\", video_length={t}, "
                 f"height={size}, width={size}, output_type=\"pt\").frames\n```\n\n"
