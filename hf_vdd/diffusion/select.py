@@ -81,8 +81,8 @@ class DiffusionSelectArgs:
     default_vae_steps: int = field(default=300, metadata={"help": "Default generator: VAE steps."})
     default_prediction_type: str = field(default="v_prediction", metadata={
         "choices": PREDICTIONS, "help": "Default generator (a tiny Latte trained from scratch): what it learns to "
-        "predict. `v_prediction` made the more recognisable pools on toy-actions at every step count compared "
-        "(sessions 24-25, README); `epsilon` is Latte's own (and a pretrained --generator's)."})
+        "predict. `v_prediction` made the more recognisable pools on toy-actions (last weights, every step count "
+        "compared; sessions 24-25, README); `epsilon` is Latte's own (and a pretrained --generator's)."})
     default_encoder_steps: int = field(default=300, metadata={"help": "Default encoder: VideoMAE steps."})
 
     def __post_init__(self):
