@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -32,6 +32,15 @@ from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, un
 
 CONDITIONINGS = ("cross_attention", "adaln")
 PREDICTIONS = ("epsilon", "v_prediction")
+
+
+def check_choices(config, prefix: str = "") -> None:
+    """Refuse a dataclass field whose value is not among its `choices` metadata (`ValueError` naming
+    `prefix` + the field: `--` for recipe flags)."""
+    for f in fields(config):
+        choices, value = f.metadata.get("choices"), getattr(config, f.name)
+        if choices and value not in choices:
+            raise ValueError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")
 
 
 @dataclass
@@ -64,9 +73,7 @@ class LatteFinetuneConfig:
     seed: int = field(default=0, metadata={"help": "Seed."})
 
     def __post_init__(self):
-        for name, choices in (("class_conditioning", CONDITIONINGS), ("prediction_type", PREDICTIONS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}.")
+        check_choices(self)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}.")
 
