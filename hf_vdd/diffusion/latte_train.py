@@ -4,12 +4,13 @@
     finetune_latte(pipe, train, LatteFinetuneConfig(steps=400), output_dir="outputs/latte-toy")
 
 Stage 1 (optional, `vae_steps > 0`, meant for a VAE built from a config): the AutoencoderKL learns to reconstruct
-frames (MSE + `kl_weight` KL), then its `scaling_factor` is set so that latents have unit std. Stage 2: the transformer
-(and, with `learn_class_embeddings`, one prompt embedding per class fed through `prompt_embeds`) learns epsilon
-(or, with `prediction_type`, velocity) prediction on VAE latents `(B, 4, T, h, w)`; the text encoder and VAE are
-frozen; captions are dropped to "" with probability `caption_dropout` so that classifier-free guidance works. With
-`ema_decay > 0` an exponential moving average of the trained weights (diffusers' `EMAModel`) is kept and saved.
-Checkpoints via `accelerator.save_state` (the EMA included).
+frames (MSE + `kl_weight` KL), then its `scaling_factor` is set so that latents have unit std; with
+`vae_decoder_steps > 0` (a pretrained VAE's too) the decoder alone then trains on the frozen encoder's latents.
+Stage 2: the transformer (and, with `learn_class_embeddings`, one prompt embedding per class fed through
+`prompt_embeds`) learns epsilon (or, with `prediction_type`, velocity) prediction on VAE latents `(B, 4, T, h, w)`;
+the text encoder and VAE are frozen; captions are dropped to "" with probability `caption_dropout` so that
+classifier-free guidance works. With `ema_decay > 0` an exponential moving average of the trained weights
+(diffusers' `EMAModel`) is kept and saved. Checkpoints via `accelerator.save_state` (the EMA included).
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class LatteFinetuneConfig:
     batch_size: int = field(default=8, metadata={"help": "Global batch size (split across processes)."})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (transformer, class embeddings)."})
     vae_steps: int = field(default=0, metadata={"help": "VAE reconstruction steps first (for a VAE from config)."})
-    vae_lr: float = field(default=1e-3, metadata={"help": "VAE learning rate."})
+    vae_decoder_steps: int = field(default=0, metadata={
+        "help": "Then the decoder alone trains N more steps on the frozen encoder's latents (as Stability's "
+        "sd-vae-ft-mse): the latents keep their meaning (and scaling factor), the decoded colours come closer to "
+        "the data's."})
+    vae_lr: float = field(default=1e-3, metadata={"help": "VAE learning rate (both VAE stages)."})
     kl_weight: float = field(default=1e-6, metadata={"help": "KL weight of the VAE stage."})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
     learn_class_embeddings: bool = field(default=False, metadata={
@@ -101,13 +106,21 @@ class _VAELoss(torch.nn.Module):
         return F.mse_loss(dec, frames) + self.kl_weight * dist.kl().mean()
 
 
-def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool) -> list[float]:
-    vae.requires_grad_(True).train()
-    model = _VAELoss(vae, config.kl_weight)
-    opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
+def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool,
+               decoder_only: bool = False) -> list[float]:
+    """Stage 1: the whole VAE for `vae_steps`, then sets `scaling_factor`; with `decoder_only`, the decoder alone
+    for `vae_decoder_steps` (the encoder, hence the latents and their scale, stay as they are)."""
+    vae.requires_grad_(not decoder_only).train()
+    if decoder_only:
+        for part in (vae.decoder, getattr(vae, "post_quant_conv", None)):
+            if part is not None:
+                part.requires_grad_(True)
+    model = _VAELoss(vae, config.kl_weight)  # frozen encoder: the KL term is a constant
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=config.vae_lr)
     model, opt = accelerator.prepare(model, opt)
     curve, it = [], iter(loader)
-    for step in progress(range(config.vae_steps), desc="VAE", disable=not show, leave=False):
+    steps = config.vae_decoder_steps if decoder_only else config.vae_steps
+    for step in progress(range(steps), desc="VAE decoder" if decoder_only else "VAE", disable=not show, leave=False):
         try:
             x = next(it)[0]
         except StopIteration:
@@ -120,6 +133,8 @@ def _train_vae(vae, loader, config: LatteFinetuneConfig, accelerator, show: bool
         if step % 10 == 0:
             curve.append(loss.item())
     vae = accelerator.unwrap_model(model).vae.eval().requires_grad_(False)
+    if decoder_only:
+        return curve
     with torch.no_grad():  # unit-variance latents for the diffusion stage
         x = next(iter(loader))[0]
         z = vae.encode(x.flatten(0, 1) * 2 - 1).latent_dist.mean
@@ -181,13 +196,16 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     loader = accelerator.prepare(loader)
     start = time.perf_counter()
     # 1. VAE (from config) → reconstruct frames; a saved VAE is reused on resume
-    vae_curve = []
+    vae_curve, decoder_curve = [], []
     if resume is not None and (resume.parent / "vae").is_dir():
         from diffusers import AutoencoderKL
 
         pipe.vae = AutoencoderKL.from_pretrained(str(resume.parent / "vae"))
-    elif config.vae_steps > 0:
-        vae_curve = _train_vae(pipe.vae, loader, config, accelerator, show)
+    elif config.vae_steps > 0 or config.vae_decoder_steps > 0:
+        if config.vae_steps > 0:
+            vae_curve = _train_vae(pipe.vae, loader, config, accelerator, show)
+        if config.vae_decoder_steps > 0:
+            decoder_curve = _train_vae(pipe.vae, loader, config, accelerator, show, decoder_only=True)
         if ckpt_root is not None and config.checkpointing_steps and accelerator.is_main_process:
             pipe.vae.save_pretrained(str(ckpt_root / "vae"))
     device = accelerator.device
@@ -260,7 +278,7 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
     learned = holder[0].detach().clone()
     stats = {"steps": config.steps, "resumed_from": first_step, "seconds": time.perf_counter() - start,
              "loss_first": curve[:10], "loss_last": curve[-10:], "vae_loss": vae_curve[-3:],
-             "num_processes": accelerator.num_processes}
+             "vae_decoder_loss": decoder_curve[-3:], "num_processes": accelerator.num_processes}
     if ema is not None:
         stats["ema"] = {"decay": config.ema_decay, "steps": ema.optimization_step, "last_decay": ema.cur_decay_value}
     accelerator.wait_for_everyone()

@@ -48,7 +48,7 @@ def test_selectors_run_on_the_accelerator_device(pool_dir, latte_dir, videomae_d
 def test_latte_finetuning_runs_on_the_accelerator_device(latte_dir, tiny_toy, meta_accelerator, conditioning,
                                                          ema_decay):
     train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
-    cfg = LatteFinetuneConfig(steps=2, vae_steps=2, batch_size=2, learn_class_embeddings=True,
+    cfg = LatteFinetuneConfig(steps=2, vae_steps=2, vae_decoder_steps=2, batch_size=2, learn_class_embeddings=True,
                               class_conditioning=conditioning, ema_decay=ema_decay)
     finetune_latte(load_latte(latte_dir), train.subset(range(4)), cfg, accelerator=meta_accelerator,
                    show_progress=False)

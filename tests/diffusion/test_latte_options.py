@@ -1,5 +1,5 @@
 """Latte fine-tuning options: `--class_conditioning adaln` (the prompt also reaches every block through adaLN) and
-`--prediction_type v_prediction`."""
+`--prediction_type v_prediction`, `--ema_decay` and `--vae_decoder_steps`."""
 
 import pytest
 import torch
@@ -137,3 +137,33 @@ def test_ema_saves_the_average_of_the_trained_weights_and_resumes_it(tiny_toy, t
                        output_dir=out, source="tiny-toy", show_progress=False)
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
         LatteFinetuneConfig(ema_decay=1.0)
+
+
+def test_decoder_stage_trains_the_decoder_alone_and_keeps_the_latents(tiny_toy):
+    from hf_vdd.diffusion import tiny_latte_pipeline
+    from hf_vdd.diffusion.latte_train import video_latents
+    from hf_vdd.diffusion.quality import _latents_to_frames
+
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)
+    x = train.stack(range(len(train)))
+
+    def latents_and_error():
+        with torch.no_grad():
+            z = video_latents(pipe.vae, x, mean=True)
+            return z, float(((_latents_to_frames(pipe.vae, z) - x) ** 2).mean())
+
+    finetune_latte(pipe, train, LatteFinetuneConfig(steps=1, vae_steps=30, batch_size=4), show_progress=False)
+    before, scale = {k: v.clone() for k, v in pipe.vae.state_dict().items()}, pipe.vae.config.scaling_factor
+    z, error = latents_and_error()
+    stats = finetune_latte(pipe, train, LatteFinetuneConfig(steps=1, vae_decoder_steps=30, batch_size=4),
+                           show_progress=False)
+    after = pipe.vae.state_dict()
+    frozen = [k for k in before if not k.startswith(("decoder.", "post_quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # the encoder did not move
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert pipe.vae.config.scaling_factor == scale  # the transformer's latents keep their scale
+    z_after, error_after = latents_and_error()
+    assert torch.equal(z_after, z)
+    assert error_after < 0.8 * error  # the decoder learned to reconstruct better from the same latents
+    assert stats["vae_decoder_loss"] and stats["vae_loss"] == []
