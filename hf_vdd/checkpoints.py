@@ -66,18 +66,30 @@ def verify_checkpoint(path: Path, run: dict) -> None:
         raise HfVddError(f"Checkpoint {path} was written without its run's settings (an older hf_vdd), so it cannot "
                          f"be checked against this run. Start a new run: drop --resume_from_checkpoint.")
     saved, run = json.loads(json.dumps(saved, default=str)), json.loads(json.dumps(run, default=str))
-    diff = []
+    defaults, diff = run.get("defaults") or {}, []
     for section in ("method", "config", "data"):
         old, new = saved.get(section), run.get(section)
         if isinstance(old, dict) and isinstance(new, dict):
+            # a setting the checkpoint does not record was added since; at its default, the run is the same
+            added = {k for k in set(new) - set(old) if section == "config" and k in defaults and new[k] == defaults[k]}
             diff += [f"{section}.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                     if old.get(k) != new.get(k)]
+                     if old.get(k) != new.get(k) and k not in added]
         elif old != new:
             diff.append(f"{section}: {old!r} -> {new!r}")
     if diff:
         raise HfVddError(f"Checkpoint {path} belongs to another run; these settings differ (checkpoint -> now): "
                          f"{'; '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. Resume with the checkpoint's "
                          f"settings, or drop --resume_from_checkpoint (or use another --checkpoint_dir) to restart.")
+
+
+def config_defaults(config) -> dict:
+    """The defaults of dataclass `config`'s fields, for a run's `defaults`: a setting added to hf_vdd after a
+    checkpoint was written is missing from it, and the run that wrote it behaved as that setting's default (new
+    settings default to the old behaviour), so at its default it does not stop the resume."""
+    from dataclasses import MISSING, fields
+
+    return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(config)
+            if f.default is not MISSING or f.default_factory is not MISSING}
 
 
 def resolve_checkpoint(path: str, folder: str | None, run: dict) -> Path:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..checkpoints import resolve_checkpoint, save_state
+from ..checkpoints import config_defaults, resolve_checkpoint, save_state
 from ..utils import atomic_folder, progress
 from .latte_adaln import AdaLNLatteTransformer3DModel
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
@@ -151,7 +151,8 @@ def latte_run(config: LatteFinetuneConfig, train_set) -> dict:
     from ..distillers.matching import data_fingerprint
 
     return {"method": "finetune_latte", "data": data_fingerprint(train_set),
-            "config": {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}}
+            "config": {k: v for k, v in asdict(config).items() if k not in RESUME_FREE},
+            "defaults": config_defaults(config)}
 
 
 def _checkpoint_dir(ckpt_root: Path, config: LatteFinetuneConfig, train_set) -> Path | None:

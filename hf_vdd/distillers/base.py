@@ -158,11 +158,12 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
 
     def run_fingerprint(self, train_set) -> dict:
         """What a checkpoint must match to be resumed: method, trajectory-relevant config, data fingerprint."""
+        from ..checkpoints import config_defaults
         from .matching import data_fingerprint
 
         config = {k: v for k, v in self.config.to_dict().items() if k not in self.resume_free_fields}
         return {"method": self.name, "config": config, "data": data_fingerprint(train_set),
-                "hf_vdd_version": __version__}
+                "defaults": config_defaults(self.config), "hf_vdd_version": __version__}
 
     def check(self, train_set) -> None:
         """Checks before any work (no video decoded): IPC against the class sizes and, when resuming, that the

@@ -108,6 +108,14 @@ def test_resume_refuses_another_run_and_old_checkpoints_are_pruned(train_set, tm
             distiller.check(train_set)  # what recipes call before decoding
         with pytest.raises(ValueError, match="belongs to another run"):
             distiller(train_set)
+    # a checkpoint of an hf_vdd from before a setting existed (`seed` here) resumes at that setting's default only
+    run_file = sorted((tmp_path / "ck").glob("checkpoint-*/hf_vdd_run.json"))[-1]
+    run = json.loads(run_file.read_text())
+    del run["config"]["seed"], run["defaults"]
+    run_file.write_text(json.dumps(run))
+    DMDistiller(DMConfig(**resume)).check(train_set)
+    with pytest.raises(ValueError, match=re.escape("config.seed: None -> 1")):
+        DMDistiller(DMConfig(**(resume | {"seed": 1}))).check(train_set)
     other_data = train_set.subset(range(len(train_set) - 1))
     with pytest.raises(ValueError, match="data.num_videos: 32 -> 31"):
         DMDistiller(DMConfig(**resume)).check(other_data)
