@@ -79,6 +79,9 @@ class LatteFinetuneConfig:
 
     def __post_init__(self):
         check_choices(self)
+        for name in ("steps", "vae_steps", "vae_decoder_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}.")
 

@@ -167,3 +167,5 @@ def test_decoder_stage_trains_the_decoder_alone_and_keeps_the_latents(tiny_toy):
     assert torch.equal(z_after, z)
     assert error_after < 0.8 * error  # the decoder learned to reconstruct better from the same latents
     assert stats["vae_decoder_loss"] and stats["vae_loss"] == []
+    with pytest.raises(ValueError, match="vae_decoder_steps must be >= 0, got -1"):
+        LatteFinetuneConfig(vae_decoder_steps=-1)
