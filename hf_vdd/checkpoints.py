@@ -82,16 +82,6 @@ def verify_checkpoint(path: Path, run: dict) -> None:
                          f"settings, or drop --resume_from_checkpoint (or use another --checkpoint_dir) to restart.")
 
 
-def config_defaults(config) -> dict:
-    """The defaults of dataclass `config`'s fields, for a run's `defaults`: a setting added to hf_vdd after a
-    checkpoint was written is missing from it, and the run that wrote it behaved as that setting's default (new
-    settings default to the old behaviour), so at its default it does not stop the resume."""
-    from dataclasses import MISSING, fields
-
-    return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(config)
-            if f.default is not MISSING or f.default_factory is not MISSING}
-
-
 def resolve_checkpoint(path: str, folder: str | None, run: dict) -> Path:
     """The checkpoint `path` names (`latest`: the newest hf_vdd wrote in `folder`), checked to belong to `run`."""
     ckpt = find_checkpoint(path, folder)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,22 +26,14 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..checkpoints import config_defaults, resolve_checkpoint, save_state
+from ..checkpoints import resolve_checkpoint, save_state
+from ..config_fields import check_choices, config_defaults
 from ..utils import atomic_folder, progress
 from .latte_adaln import AdaLNLatteTransformer3DModel
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
 
 CONDITIONINGS = ("cross_attention", "adaln")
 PREDICTIONS = ("epsilon", "v_prediction")
-
-
-def check_choices(config, prefix: str = "") -> None:
-    """Refuse a dataclass field whose value is not among its `choices` metadata (`ValueError` naming
-    `prefix` + the field: `--` for recipe flags)."""
-    for f in fields(config):
-        choices, value = f.metadata.get("choices"), getattr(config, f.name)
-        if choices and value not in choices:
-            raise ValueError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")
 
 
 @dataclass

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from ..config_fields import check_choices
 from ..utils import atomic_folder, get_logger, precision_key
-from .latte_train import PREDICTIONS, LatteFinetuneConfig, check_choices, finetune_latte
+from .latte_train import PREDICTIONS, LatteFinetuneConfig, finetune_latte
 from .pool import (
     DEFAULT_GUIDANCE_SCALE,
     POOL_MANIFEST,

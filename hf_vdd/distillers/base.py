@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import ModelCard, ModelHubMixin
 
+from ..config_fields import check_choices, config_defaults
 from ..data.distilled import DistillationOutput, load_distilled
 from ..hub import render_distiller_card, resolve_folder, template_path, with_temp_folder
 from ..utils import HfVddError, atomic_folder
@@ -36,10 +37,7 @@ class DistillerConfig:
 
     def __post_init__(self):
         """Refuse bad settings when the config is made (recipes: while parsing flags, before any work)."""
-        for f in fields(self):
-            value, choices = getattr(self, f.name), f.metadata.get("choices")
-            if choices and value not in choices:
-                raise HfVddError(f"{f.name} must be one of {list(choices)}, got {value!r}.")
+        check_choices(self)
         if self.ipc < 1:
             raise HfVddError(f"ipc must be >= 1, got {self.ipc}.")
         for name in ("iterations", "checkpointing_steps", "checkpoints_total_limit"):
@@ -158,7 +156,6 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
 
     def run_fingerprint(self, train_set) -> dict:
         """What a checkpoint must match to be resumed: method, trajectory-relevant config, data fingerprint."""
-        from ..checkpoints import config_defaults
         from .matching import data_fingerprint
 
         config = {k: v for k, v in self.config.to_dict().items() if k not in self.resume_free_fields}
