@@ -60,6 +60,10 @@ class LatteFinetuneConfig:
         "choices": PREDICTIONS, "help": "What the transformer learns to predict: `epsilon` (Latte's) or "
         "`v_prediction` (its loss weighs the high-noise steps, where the class decides, 1/alpha_bar times more); "
         "the saved scheduler samples with it."})
+    zero_terminal_snr: bool = field(default=False, metadata={
+        "help": "Rescale the noise schedule so that its last step is pure noise, as sampling starts (Lin et al. 2024; "
+        "diffusers' `rescale_betas_zero_snr`, with `trailing` timestep spacing; needs `v_prediction`). Latte's "
+        "linear schedule keeps sqrt(alpha_bar)=0.0064 of the clip at t=999; the saved scheduler samples as trained."})
     ema_decay: float = field(default=0.0, metadata={
         "help": "Keep an exponential moving average of the trained weights (diffusers' EMAModel: the decay ramps as "
         "(1+step)/(10+step) up to this value) and save it instead of the last weights, as Latte and DiT sample "
@@ -74,6 +78,10 @@ class LatteFinetuneConfig:
         for name in ("steps", "vae_steps", "vae_decoder_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.zero_terminal_snr and self.prediction_type != "v_prediction":
+            raise ValueError("zero_terminal_snr needs prediction_type 'v_prediction' (add --prediction_type "
+                             "v_prediction): at zero SNR the noisiest step's input is the noise itself, so epsilon "
+                             "prediction has nothing to learn there.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}.")
 
@@ -231,9 +239,11 @@ def finetune_latte(pipe, train_set, config: LatteFinetuneConfig, output_dir: str
         first_step = int(resume.name.split("-")[1])
         if ema is not None:
             ema.to(device)  # loaded on the CPU
-    if pipe.scheduler.config.prediction_type != config.prediction_type:  # the saved pipeline samples as it trained
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
-                                                          prediction_type=config.prediction_type)
+    schedule = {"prediction_type": config.prediction_type}  # the saved pipeline samples as it trained
+    if config.zero_terminal_snr:
+        schedule |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+    if any(pipe.scheduler.config.get(k) != v for k, v in schedule.items()):
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **schedule)
     sched = pipe.scheduler
     gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     curve, it = [], iter(loader)

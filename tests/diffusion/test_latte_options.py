@@ -97,8 +97,40 @@ def test_v_prediction_trains_on_the_velocity_and_saves_a_scheduler_that_samples_
     assert loaded.scheduler.config.prediction_type == "v_prediction"
     generate_pool(loaded, train.class_names, tmp_path / "pool", small_pool_config(
         videos_per_class=1, shard_size=1, num_inference_steps=2), show_progress=False)
+    assert not loaded.scheduler.config.rescale_betas_zero_snr  # Latte's linear schedule unless asked
     with pytest.raises(ValueError, match=r"prediction_type must be one of \['epsilon', 'v_prediction'\]"):
         LatteFinetuneConfig(prediction_type="sample")
+
+
+def test_zero_terminal_snr_trains_the_last_step_on_pure_noise_and_samples_from_it(tiny_toy, tmp_path, monkeypatch):
+    from diffusers import DDIMScheduler
+
+    from hf_vdd.diffusion import tiny_latte_pipeline
+
+    noised = []
+    add_noise = DDIMScheduler.add_noise
+    monkeypatch.setattr(DDIMScheduler, "add_noise", lambda self, z, noise, t: noised.append(
+        (t, self.alphas_cumprod[t])) or add_noise(self, z, noise, t))
+    train = load_video_dataset(tiny_toy, "train", num_frames=8, frame_size=32).preload(show_progress=False)
+    pipe = tiny_latte_pipeline(train.class_names, num_frames=8, frame_size=32)
+    linear = pipe.scheduler.alphas_cumprod.clone()
+    stats = finetune_latte(pipe, train, LatteFinetuneConfig(steps=3, batch_size=4, lr=1e-3, zero_terminal_snr=True,
+                                                            prediction_type="v_prediction"),
+                           output_dir=tmp_path / "latte", show_progress=False)
+    assert all(torch.isfinite(torch.tensor(stats["loss_first"])))
+    loaded = load_latte(tmp_path / "latte")
+    sched = loaded.scheduler
+    assert sched.config.rescale_betas_zero_snr and sched.config.timestep_spacing == "trailing"
+    assert float(sched.alphas_cumprod[-1]) == 0.0 and float(linear[-1]) > 0  # the last step holds no clip
+    for t, a in noised:  # training noised with the schedule the saved pipeline samples with
+        torch.testing.assert_close(a, sched.alphas_cumprod[t])
+    sched.set_timesteps(4)
+    assert int(sched.timesteps[0]) == 999  # sampling starts where training saw pure noise
+    generate_pool(loaded, train.class_names, tmp_path / "pool", small_pool_config(
+        videos_per_class=1, shard_size=1, num_inference_steps=2), show_progress=False)
+    assert load_pool(tmp_path / "pool").videos.shape[0] == len(train.class_names)
+    with pytest.raises(ValueError, match=r"zero_terminal_snr needs prediction_type 'v_prediction'"):
+        LatteFinetuneConfig(zero_terminal_snr=True)
 
 
 def test_ema_saves_the_average_of_the_trained_weights_and_resumes_it(tiny_toy, tmp_path, monkeypatch):
