@@ -1,12 +1,16 @@
 """Which part of a Latte generator has not learnt the classes? A judge (ConvNet3D trained on the real train split)
 labels (1) real test clips and their VAE reconstructions, and (2) the transformer's one-step x0 predictions from
-noised real latents, prompted with each clip's own class and with the next class (`hf_vdd.diffusion.quality`).
+noised real latents, prompted with each clip's own class and with the next class, and (3) students trained on real
+train clips SDEdited by the generator at several strengths (`hf_vdd.diffusion.quality`).
 
     python recipes/diagnose_latte.py --dataset toy-actions --num_frames 16 --frame_size 32 \
         --generator outputs/latte-toy --output_json outputs/latte-toy-diagnosis.json
 
 Reading it: "reconstructed" far below "real" means the VAE loses the classes; "next" near chance at high t means
-the transformer ignores its prompt (the pool then cannot be class-recognisable whatever the guidance).
+the transformer ignores its prompt (the pool then cannot be class-recognisable whatever the guidance). The
+students' rows (strength 0: the VAE; 1: pure generation, as the pool) say at which noise levels the generator loses
+what a student needs: near "real" at low strength and far below at high strength means it renders details well
+and decides the coarse content (form, motion) badly.
 """
 
 from dataclasses import dataclass, field
@@ -16,9 +20,10 @@ import torch
 
 from hf_vdd import TrainConfig, evaluate_distilled
 from hf_vdd.cli import DataArgs, dump_json, parse_args, run_main
+from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.diffusion import load_latte
 from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
-from hf_vdd.diffusion.quality import prompt_steering, vae_recognisability
+from hf_vdd.diffusion.quality import partial_generation, prompt_steering, real_like_pool, vae_recognisability
 from hf_vdd.diffusion.select import learned_class_embeddings
 from hf_vdd.training import make_accelerator
 
@@ -31,6 +36,12 @@ class DiagnoseArgs:
         "help": "Noise levels of the x0 predictions (of the scheduler's training timesteps)."})
     judge_steps: int = field(default=300, metadata={"help": "Training steps of the judge on the real train split."})
     prompt_template: str = field(default=DEFAULT_PROMPT_TEMPLATE, metadata={"help": "Prompt per class name."})
+    sdedit_strengths: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0], metadata={
+        "help": "SDEdit strengths of the students' rows (0 = the VAE's reconstructions, 1 = generation from noise)."})
+    sdedit_clips_per_class: int = field(default=10, metadata={"help": "Real train clips per class SDEdited."})
+    num_inference_steps: int | None = field(default=None, metadata={"help": "DDIM steps (50; toy: 20), as the pool."})
+    student_steps: int = field(default=300, metadata={"help": "Training steps of each student."})
+    student_runs: int = field(default=2, metadata={"help": "Students per strength (and on the real clips)."})
     seed: int = field(default=0, metadata={"help": "Seed of the judge and of the noise."})
     output_json: str | None = field(default=None, metadata={"help": "Write the diagnosis here."})
 
@@ -41,6 +52,10 @@ def main():
         raise ValueError("--generator is required: a LattePipeline folder (recipes/finetune_latte.py) or Hub id.")
     if args.clips_per_class < 1 or not args.timesteps:
         raise ValueError("--clips_per_class must be >= 1 and --timesteps must name at least one timestep.")
+    if any(not 0.0 <= s <= 1.0 for s in args.sdedit_strengths) or min(args.sdedit_clips_per_class,
+                                                                        args.student_runs) < 1:
+        raise ValueError(f"--sdedit_strengths must lie in [0, 1] (got {args.sdedit_strengths}); "
+                         f"--sdedit_clips_per_class and --student_runs must be >= 1.")
     pipe = load_latte(args.generator)  # before any decoding: the generator loads and has the data's shape
     frames, steps = pipe.transformer.config.video_length, pipe.scheduler.config.num_train_timesteps
     if any(not 0 <= t < steps for t in args.timesteps):
@@ -68,6 +83,15 @@ def main():
               "steering": prompt_steering(pipe, videos, labels, states, judges[0], args.timesteps, args.seed,
                                           accelerator=accelerator,
                                           empty_states=unconditional_states(pipe, 1, states.shape[1]))}
+    real = real_like_pool(train, args.sdedit_clips_per_class, args.seed)
+    x, y = real.stack(range(len(real))), torch.as_tensor(real.labels)
+    student = TrainConfig(runs=args.student_runs, steps=args.student_steps, seed=args.seed, show_progress=False)
+    report["students"] = {"real": evaluate_distilled(TensorVideoSet(x, y), test, student, accelerator).top1}
+    steps = args.num_inference_steps or (20 if data.dataset in ("toy-actions", "toy_actions") else 50)
+    for s in args.sdedit_strengths:
+        videos = partial_generation(pipe, x, y, states, s, steps, seed=args.seed, accelerator=accelerator,
+                                    empty_states=unconditional_states(pipe, 1, states.shape[1]))
+        report["students"][str(s)] = evaluate_distilled(TensorVideoSet(videos, y), test, student, accelerator).top1
     if accelerator.is_main_process:
         vae, chance = report["vae"], 100.0 / test.num_classes
         print(f"{data.dataset}, {len(idx)} test clips, judge {full.top1['mean']:.1f} % on the test split (chance "
@@ -78,6 +102,10 @@ def main():
             mse = r["x0_mse"]
             print(f"| {t} | {r['own']:.1f} | {r['next']:.1f} | {mse['own']:.4f} / {mse['next']:.4f} / "
                   f"{mse['empty']:.4f} |")
+        print(f"\nStudents ({args.student_runs} x {args.student_steps} steps) on {len(real)} real train clips "
+              f"SDEdited at each strength ({steps} DDIM steps):\n\n| strength | student top-1 |\n|---|---|")
+        for name, r in report["students"].items():
+            print(f"| {name} | {r['mean']:.1f} ± {r['std']:.1f} |")
         dump_json(report, args.output_json)
 
 

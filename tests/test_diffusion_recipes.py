@@ -137,16 +137,21 @@ def test_diffusion_benchmark_reports_the_pools_real_counterpart_and_recognisabil
 
 def test_diagnose_latte_reports_the_vae_and_the_prompt_steering(models, tmp_path, run):
     res = run("recipes/diagnose_latte.py", "--generator", str(models / "latte"), "--clips_per_class", "1",
-              "--judge_steps", "2", "--timesteps", "500", "900", "--output_json", str(tmp_path / "d.json"))
+              "--judge_steps", "2", "--timesteps", "500", "900", "--output_json", str(tmp_path / "d.json"),
+              "--sdedit_strengths", "0", "0.5", "--sdedit_clips_per_class", "1", "--student_steps", "2",
+              "--student_runs", "1", "--num_inference_steps", "4")
     facts = json.loads((tmp_path / "d.json").read_text())
     assert facts["clips"] == 10 and set(facts["vae"]) == {"real", "reconstructed", "mse"}
     assert list(facts["steering"]) == ["500", "900"] and set(facts["steering"]["900"]) == {"own", "next", "x0_mse"}
     assert set(facts["steering"]["900"]["x0_mse"]) == {"own", "next", "empty"}
     assert facts["conditioning"].startswith("prompts") and "| 900 |" in res.stdout
+    assert list(facts["students"]) == ["real", "0.0", "0.5"] and "| 0.5 |" in res.stdout
+    assert all(0.0 <= r["mean"] <= 100.0 for r in facts["students"].values())
     generator = ["--generator", str(models / "latte")]
     for flags, message in (([], "--generator is required"),
                            ([*generator, "--timesteps", "1000"], r"--timesteps must lie in \[0, 1000\)"),
                            ([*generator, "--num_frames", "16"], "makes 8-frame videos of 32x32; use --num_frames 8"),
-                           ([*generator, "--frame_size", "64"], "use --num_frames 8 --frame_size 32")):
+                           ([*generator, "--frame_size", "64"], "use --num_frames 8 --frame_size 32"),
+                           ([*generator, "--sdedit_strengths", "1.5"], r"--sdedit_strengths must lie in \[0, 1\]")):
         res = run("recipes/diagnose_latte.py", *flags, check=False)
         assert res.returncode == 2 and re.search(message, res.stderr), res.stderr[-300:]

@@ -9,7 +9,9 @@ videos a real-data classifier cannot tell apart makes every selector look like c
 When a pool is not recognisable, two more say which part of the generator is at fault (`recipes/diagnose_latte.py`):
 - `vae_recognisability`: the same classifier on real clips and on their VAE reconstructions (the latent space);
 - `prompt_steering`: one-step x0 predictions of the transformer from noised real latents, prompted with each clip's
-  own class and with the next class (does the transformer follow its prompt?).
+  own class and with the next class (does the transformer follow its prompt?);
+- `partial_generation`: SDEdit of real clips (noised part of the way, the generator denoises the rest); students
+  trained on the results at several strengths say at which noise levels the generator loses what they need.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from ..data.distilled import TensorVideoSet
 from ..utils import runtime
 from .latte_train import video_latents
-from .pool import fit_videos
+from .pool import DEFAULT_GUIDANCE_SCALE, fit_videos
 
 
 def real_like_pool(train_set, per_class: int, seed: int = 0):
@@ -117,3 +119,50 @@ def prompt_steering(pipe, videos: torch.Tensor, labels, class_states: torch.Tens
                 out[int(t)][name] = _top1(classifier, _latents_to_frames(vae, x0), target, config, accelerator)
         out[int(t)]["x0_mse"] = mse
     return out
+
+
+@torch.no_grad()
+def partial_generation(pipe, videos: torch.Tensor, labels, class_states: torch.Tensor, strength: float,
+                       num_inference_steps: int = 20, guidance_scale: float = DEFAULT_GUIDANCE_SCALE, seed: int = 0,
+                       empty_states: torch.Tensor | None = None, accelerator=None, chunk: int = 16) -> torch.Tensor:
+    """SDEdit (Meng et al. 2022) of real `videos` `(N, T, C, H, W)` in [0, 1]: their latents (posterior mean) are
+    noised (seeded) to the first of the scheduler's `num_inference_steps` sampling timesteps below
+    `strength * num_train_timesteps`, and the transformer denoises the remaining steps with each clip's class states
+    (`class_states[label]`; classifier-free guidance against `empty_states` `(1, L, D)` when given and
+    `guidance_scale > 1`). Strength 0 gives the VAE's reconstructions, 1 generates from pure noise as the pool does.
+    Returns the decoded videos, on the CPU. Students trained on them say where a pool loses what a student needs:
+    near the real clips' score at low strength and far below it at high strength means the generator renders
+    details well and decides the coarse content (form, motion) badly."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}.")
+    device, autocast = runtime(accelerator)
+    vae, transformer = pipe.vae.to(device).eval(), pipe.transformer.to(device).eval()
+    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    sched.set_timesteps(num_inference_steps)
+    limit = strength * sched.config.num_train_timesteps
+    steps = [int(t) for t in sched.timesteps if strength >= 1.0 or t < limit]
+    labels = torch.as_tensor(labels)
+    z0 = video_latents(vae, videos.to(device), mean=True, chunk=64).float()
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    if strength >= 1.0:
+        z0 = noise
+    elif steps:
+        z0 = sched.add_noise(z0, noise, torch.tensor([steps[0]], device=device))
+    guided = empty_states is not None and guidance_scale > 1.0
+    out = []
+    for idx in torch.arange(len(z0)).split(chunk):
+        z, states = z0[idx], class_states[labels[idx].to(class_states.device)].to(device)
+        if guided:
+            states = torch.cat([empty_states.to(device).expand(len(idx), -1, -1), states])
+        for t in steps:
+            inp = torch.cat([z, z]) if guided else z
+            with autocast():
+                pred = transformer(inp, timestep=torch.full((len(inp),), t, device=device),
+                                   encoder_hidden_states=states, return_dict=False)[0]
+            pred = pred.float()[:, :z.shape[1]]  # learned sigma: the first channels are the prediction
+            if guided:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + guidance_scale * (cond - uncond)
+            z = sched.step(pred, t, z).prev_sample
+        out.append(z)
+    return _latents_to_frames(vae, torch.cat(out))

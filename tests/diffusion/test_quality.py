@@ -144,3 +144,35 @@ def test_vae_recognisability_and_prompt_steering_tell_a_prompt_follower_from_an_
     assert {t: {k: r[k] for k in ("own", "next")} for t, r in steering.items()} == {
         100: {"own": 100.0, "next": 100.0}, 900: {"own": 100.0, "next": 100.0}}
     assert steering[900]["x0_mse"]["own"] < 1e-6 and "empty" not in steering[900]["x0_mse"]
+
+
+def test_partial_generation_keeps_the_clips_at_strength_0_and_denoises_only_the_steps_below_the_strength():
+    from diffusers import DDIMScheduler
+
+    from hf_vdd.diffusion.quality import partial_generation
+
+    levels = torch.tensor([0.25, 0.5, 0.75])
+    labels = torch.arange(3).repeat_interleave(2)
+    videos = levels[labels].reshape(-1, 1, 1, 1, 1).expand(-1, 2, 3, 4, 4).clone()
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="v_prediction")
+    states = torch.eye(3)[:, None, :]
+    transformer = _Transformer(levels, scheduler.alphas_cumprod, True, velocity=True)
+    calls = []
+    transformer.register_forward_hook(lambda m, args, kwargs, out: calls.append(
+        (int(kwargs["timestep"][0]), len(args[0]))), with_kwargs=True)
+    pipe = SimpleNamespace(vae=_IdentityVAE(), scheduler=scheduler, transformer=transformer)
+    nxt = (labels + 1) % 3
+    kept = partial_generation(pipe, videos, labels, states, 0.0)
+    torch.testing.assert_close(kept, videos)  # strength 0: the VAE's reconstructions, nothing denoised
+    assert calls == []
+    # a quarter of 20 DDIM steps (timesteps 950, 900, ..., 0): the five below 250, each on both guidance halves
+    partial_generation(pipe, videos, nxt, states, 0.25, empty_states=torch.zeros(1, 1, 3), chunk=4)
+    assert [t for t, _ in calls] == [200, 150, 100, 50, 0] * 2 and [n for _, n in calls] == [8] * 5 + [4] * 5
+    # without guidance, a transformer that denoises towards its prompt's class gives that class's videos
+    out = partial_generation(pipe, videos, nxt, states, 0.25, guidance_scale=1.0)
+    torch.testing.assert_close(out, levels[nxt].reshape(-1, 1, 1, 1, 1).expand_as(videos), atol=1e-3, rtol=0)
+    calls.clear()
+    partial_generation(pipe, videos, labels, states, 1.0, guidance_scale=1.0, empty_states=torch.zeros(1, 1, 3))
+    assert len(calls) == 20 and calls[0] == (950, 6)  # strength 1: every step from pure noise, no guidance half
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 1\], got 1.5"):
+        partial_generation(pipe, videos, labels, states, 1.5)
