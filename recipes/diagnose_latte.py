@@ -52,10 +52,11 @@ def main():
         raise ValueError("--generator is required: a LattePipeline folder (recipes/finetune_latte.py) or Hub id.")
     if args.clips_per_class < 1 or not args.timesteps:
         raise ValueError("--clips_per_class must be >= 1 and --timesteps must name at least one timestep.")
-    if any(not 0.0 <= s <= 1.0 for s in args.sdedit_strengths) or min(args.sdedit_clips_per_class,
-                                                                        args.student_runs) < 1:
+    if any(not 0.0 <= s <= 1.0 for s in args.sdedit_strengths) or min(
+            args.sdedit_clips_per_class, args.student_runs, 1 if args.num_inference_steps is None
+            else args.num_inference_steps) < 1:
         raise ValueError(f"--sdedit_strengths must lie in [0, 1] (got {args.sdedit_strengths}); "
-                         f"--sdedit_clips_per_class and --student_runs must be >= 1.")
+                         f"--sdedit_clips_per_class, --student_runs and --num_inference_steps must be >= 1.")
     pipe = load_latte(args.generator)  # before any decoding: the generator loads and has the data's shape
     frames, steps = pipe.transformer.config.video_length, pipe.scheduler.config.num_train_timesteps
     if any(not 0 <= t < steps for t in args.timesteps):
@@ -87,9 +88,9 @@ def main():
     x, y = real.stack(range(len(real))), torch.as_tensor(real.labels)
     student = TrainConfig(runs=args.student_runs, steps=args.student_steps, seed=args.seed, show_progress=False)
     report["students"] = {"real": evaluate_distilled(TensorVideoSet(x, y), test, student, accelerator).top1}
-    steps = args.num_inference_steps or (20 if data.dataset in ("toy-actions", "toy_actions") else 50)
+    ddim_steps = args.num_inference_steps or (20 if data.dataset in ("toy-actions", "toy_actions") else 50)
     for s in args.sdedit_strengths:
-        videos = partial_generation(pipe, x, y, states, s, steps, seed=args.seed, accelerator=accelerator,
+        videos = partial_generation(pipe, x, y, states, s, ddim_steps, seed=args.seed, accelerator=accelerator,
                                     empty_states=unconditional_states(pipe, 1, states.shape[1]))
         report["students"][str(s)] = evaluate_distilled(TensorVideoSet(videos, y), test, student, accelerator).top1
     if accelerator.is_main_process:
@@ -103,7 +104,7 @@ def main():
             print(f"| {t} | {r['own']:.1f} | {r['next']:.1f} | {mse['own']:.4f} / {mse['next']:.4f} / "
                   f"{mse['empty']:.4f} |")
         print(f"\nStudents ({args.student_runs} x {args.student_steps} steps) on {len(real)} real train clips "
-              f"SDEdited at each strength ({steps} DDIM steps):\n\n| strength | student top-1 |\n|---|---|")
+              f"SDEdited at each strength ({ddim_steps} DDIM steps):\n\n| strength | student top-1 |\n|---|---|")
         for name, r in report["students"].items():
             print(f"| {name} | {r['mean']:.1f} ± {r['std']:.1f} |")
         dump_json(report, args.output_json)

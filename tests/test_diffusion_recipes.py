@@ -152,6 +152,7 @@ def test_diagnose_latte_reports_the_vae_and_the_prompt_steering(models, tmp_path
                            ([*generator, "--timesteps", "1000"], r"--timesteps must lie in \[0, 1000\)"),
                            ([*generator, "--num_frames", "16"], "makes 8-frame videos of 32x32; use --num_frames 8"),
                            ([*generator, "--frame_size", "64"], "use --num_frames 8 --frame_size 32"),
-                           ([*generator, "--sdedit_strengths", "1.5"], r"--sdedit_strengths must lie in \[0, 1\]")):
+                           ([*generator, "--sdedit_strengths", "1.5"], r"--sdedit_strengths must lie in \[0, 1\]"),
+                           ([*generator, "--num_inference_steps", "0"], "--num_inference_steps must be >= 1")):
         res = run("recipes/diagnose_latte.py", *flags, check=False)
         assert res.returncode == 2 and re.search(message, res.stderr), res.stderr[-300:]
