@@ -24,7 +24,7 @@ from hf_vdd.data.distilled import TensorVideoSet
 from hf_vdd.diffusion import load_latte
 from hf_vdd.diffusion.pool import DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
 from hf_vdd.diffusion.quality import partial_generation, prompt_steering, real_like_pool, vae_recognisability
-from hf_vdd.diffusion.select import learned_class_embeddings
+from hf_vdd.diffusion.select import default_inference_steps, learned_class_embeddings
 from hf_vdd.training import make_accelerator
 
 
@@ -72,6 +72,7 @@ def main():
     conditioning = "learned class embeddings" if states is not None else f"prompts '{args.prompt_template}'"
     if states is None:
         states = encode_prompts(pipe, [args.prompt_template.format(c) for c in test.class_names])
+    empty = unconditional_states(pipe, 1, states.shape[1])  # guidance's unconditional side (steering, SDEdit)
     judges = []
     full = evaluate_distilled(train, test, TrainConfig(runs=1, steps=args.judge_steps, seed=args.seed,
                                                        show_progress=False), accelerator,
@@ -83,15 +84,15 @@ def main():
                                                             accelerator=accelerator),
               "steering": prompt_steering(pipe, videos, labels, states, judges[0], args.timesteps, args.seed,
                                           accelerator=accelerator,
-                                          empty_states=unconditional_states(pipe, 1, states.shape[1]))}
+                                          empty_states=empty)}
     real = real_like_pool(train, args.sdedit_clips_per_class, args.seed)
     x, y = real.stack(range(len(real))), torch.as_tensor(real.labels)
     student = TrainConfig(runs=args.student_runs, steps=args.student_steps, seed=args.seed, show_progress=False)
     report["students"] = {"real": evaluate_distilled(TensorVideoSet(x, y), test, student, accelerator).top1}
-    ddim_steps = args.num_inference_steps or (20 if data.dataset in ("toy-actions", "toy_actions") else 50)
+    ddim_steps = args.num_inference_steps or default_inference_steps(data.dataset)
     for s in args.sdedit_strengths:
         videos = partial_generation(pipe, x, y, states, s, ddim_steps, seed=args.seed, accelerator=accelerator,
-                                    empty_states=unconditional_states(pipe, 1, states.shape[1]))
+                                    empty_states=empty)
         report["students"][str(s)] = evaluate_distilled(TensorVideoSet(videos, y), test, student, accelerator).top1
     if accelerator.is_main_process:
         vae, chance = report["vae"], 100.0 / test.num_classes

@@ -111,6 +111,11 @@ def _is_toy(dataset: str) -> bool:
     return str(dataset) in ("toy-actions", "toy_actions")
 
 
+def default_inference_steps(dataset: str) -> int:
+    """The pool's DDIM steps when none are asked for: 50 (the library's and the paper's), 20 on toy-actions."""
+    return 20 if _is_toy(dataset) else 50
+
+
 def _cache_folder(kind: str, train_set, config, accelerator=None, version: int = 1) -> Path:
     """`<cache>/<kind>/tiny-<kind>-<hash>`: keyed by the data and the training config that built the model, and the
     accelerator's autocast when it has one (fp32 keys are what they were before mixed precision existed), and
@@ -179,7 +184,7 @@ def pool_config(data, args: DiffusionSelectArgs) -> PoolConfig:
     return PoolConfig(videos_per_class=args.videos_per_class_pool or (20 if toy else 100),
                       num_frames=frames if args.pool_num_frames is None else args.pool_num_frames,
                       frame_size=size if args.pool_frame_size is None else args.pool_frame_size,
-                      num_inference_steps=args.num_inference_steps or (20 if toy else 50),
+                      num_inference_steps=args.num_inference_steps or default_inference_steps(data.dataset),
                       guidance_scale=args.guidance_scale, prompt_template=args.prompt_template,
                       shard_size=args.shard_size, seed=args.seed)
 
