@@ -133,6 +133,13 @@ def test_diffusion_benchmark_reports_the_pools_real_counterpart_and_recognisabil
     rec = facts["recognisability"]
     assert set(rec["per_class"]) == set(NAMES) and rec["chance"] == 10.0 and 0.0 <= rec["top1"] <= 100.0
     assert facts["pool_to_real_ratio"] >= 0.0 and "whole pool / as many real clips" in res.stdout
+    # --upper_bounds false: the selectors' rows only, on the same (reused) pool
+    res = run("recipes/diffusion_benchmark.py", "--generator", str(models / "latte"), "--methods", "random",
+              "--vpcs", "1", "--selection_runs", "1", "--steps", "2", *TINY[:-2], "--upper_bounds", "false",
+              "--pool_dir", str(tmp_path / "pool"), "--output_json", str(out))
+    facts = json.loads(out.read_text())
+    assert [e["method"] for e in facts["entries"]] == ["random"] and "recognisability" not in facts
+    assert "| random | 1 |" in res.stdout and "whole pool / as many real clips" not in res.stdout
 
 
 def test_diagnose_latte_reports_the_vae_and_the_prompt_steering(models, tmp_path, run):
