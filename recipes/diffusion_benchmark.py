@@ -10,7 +10,8 @@ Uses (or builds) the same pool, generator and encoder as `recipes/diffusion_sele
 at `--pool_frame_size` / `--pool_num_frames`, resized to the student's shape). As in the paper, each method selects
 `--selection_runs` times (seeds seed..seed+R-1, paper: 5) and each selection trains `--runs` students; the row is mean
 ± std over all of them. A deterministic selector (TAC-DT, MAE-Score) selects once and trains R x `--runs` students,
-so its spread is the students' only. The upper bounds train `--runs` students.
+so its spread is the students' only. The upper bounds train `--runs` students (`--upper_bounds false` skips
+them and the labelling).
 """
 
 import time
