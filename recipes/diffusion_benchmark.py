@@ -48,25 +48,6 @@ class BenchArgs:
     output_json: str | None = field(default=None, metadata={"help": "Write all results here."})
 
 
-def upper_bounds(pool, n_c, train, test, sel, bench, accelerator, record, results):
-    """The whole pool, as many real clips per class as the pool holds, the full real split; the full-real student
-    labels the pool (which classes the generator has learnt)."""
-    full_config = TrainConfig(runs=bench.runs, steps=bench.full_steps, seed=sel.seed, show_progress=False)
-    whole = fit_videos(pool.videos, train.num_frames, train.frame_size).float() / 255.0
-    whole_pool = evaluate_distilled(TensorVideoSet(whole, pool.labels), test, full_config, accelerator)
-    record("full synthetic pool", n_c, whole_pool, 1, 0.0, bench.full_steps)
-    real_like = evaluate_distilled(real_like_pool(train, n_c, sel.seed), test, full_config, accelerator)
-    record("real, as many clips as the pool", n_c, real_like, 1, 0.0, bench.full_steps)
-    # which classes the generator has learnt: the first full-real student (the upper bound's) labels the pool
-    judges = []
-    full_real = evaluate_distilled(train, test, full_config, accelerator,
-                                   on_model=lambda run, model: judges.append(model) if run == 0 else None)
-    record("full real", "all", full_real, 1, 0.0, bench.full_steps)
-    results["recognisability"] = pool_recognisability(pool, judges[0], train.num_frames, train.frame_size,
-                                                      full_config, accelerator, videos=whole)
-    results["pool_to_real_ratio"] = whole_pool.top1["mean"] / max(real_like.top1["mean"], 1e-9)
-
-
 def main():
     data, sel, bench = parse_args(DataArgs, DiffusionSelectArgs, BenchArgs)
     sel.vpc = max(bench.vpcs)
@@ -96,15 +77,28 @@ def main():
             report = evaluate_selections(outputs, test, config, accelerator, runs=sel.selection_runs * bench.runs)
             record(method, vpc, report, len(outputs), seconds, bench.steps)
     n_c = int(min(pool.indices_per_class()[c].size for c in range(pool.num_classes)))
-    if bench.upper_bounds:
-        upper_bounds(pool, n_c, train, test, sel, bench, accelerator, record, results)
+    if bench.upper_bounds:  # the whole pool, as many real clips as it holds per class, the full real split
+        full_config = TrainConfig(runs=bench.runs, steps=bench.full_steps, seed=sel.seed, show_progress=False)
+        whole = fit_videos(pool.videos, train.num_frames, train.frame_size).float() / 255.0
+        whole_pool = evaluate_distilled(TensorVideoSet(whole, pool.labels), test, full_config, accelerator)
+        record("full synthetic pool", n_c, whole_pool, 1, 0.0, bench.full_steps)
+        real_like = evaluate_distilled(real_like_pool(train, n_c, sel.seed), test, full_config, accelerator)
+        record("real, as many clips as the pool", n_c, real_like, 1, 0.0, bench.full_steps)
+        # which classes the generator has learnt: the first full-real student (the upper bound's) labels the pool
+        judges = []
+        full_real = evaluate_distilled(train, test, full_config, accelerator,
+                                       on_model=lambda run, model: judges.append(model) if run == 0 else None)
+        record("full real", "all", full_real, 1, 0.0, bench.full_steps)
+        results["recognisability"] = pool_recognisability(pool, judges[0], train.num_frames, train.frame_size,
+                                                          full_config, accelerator, videos=whole)
+        results["pool_to_real_ratio"] = whole_pool.top1["mean"] / max(real_like.top1["mean"], 1e-9)
     if accelerator.is_main_process:
         print(f"\n{data.dataset}, pool {pool.path} (N_c = {n_c}), ConvNet3D, {sel.selection_runs} selections x "
               f"{bench.runs} student(s), {bench.steps} / {bench.full_steps} steps\n\n"
               f"| method | VPC | selections | students | top-1 | F1 | selection s |\n|---|---|---|---|---|---|---|")
         print("\n".join(rows))
-        rec = results.get("recognisability")
-        if rec:
+        if bench.upper_bounds:
+            rec = results["recognisability"]
             print(f"\nwhole pool / as many real clips: {results['pool_to_real_ratio']:.2f}; a real-data student "
                   f"labels the pool {rec['top1']:.1f} % right (chance {rec['chance']:.1f}): {rec['per_class']}")
         dump_json(results, bench.output_json)
