@@ -124,3 +124,13 @@ class KCenter(_CoresetDistiller):
             chosen.append(j)
             min_dist = np.minimum(min_dist, np.linalg.norm(features - features[j], axis=1))
         return np.asarray(chosen)
+
+
+def herding_picks(train_set: VideoClassificationSet, ipc: int, seed: int, classes, accelerator=None) -> dict:
+    """`{class: row indices of train_set}`: the `ipc` clips per class that `Herding` at `seed` selects, in its
+    order. The starting clips of DM's and IDTD's `init="herding"`; the global RNG is left as it was."""
+    herding = Herding(CoresetConfig(ipc=ipc, seed=seed))
+    with torch.random.fork_rng(devices=[]):
+        features = herding.embed(train_set, accelerator is None or accelerator.is_local_main_process, accelerator)
+    by_class = train_set.indices_per_class()
+    return {c: by_class[c][herding.select(features[by_class[c]], ipc, None)] for c in classes}

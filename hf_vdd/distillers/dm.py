@@ -15,6 +15,7 @@ import torch
 from ..data.decoding import denormalize, normalize
 from ..utils import HfVddError
 from .base import DistillationOutput, Distiller, register_distiller
+from .coreset import herding_picks
 from .engine import ClassParallelEngine
 from .matching import (
     ClassSampler,
@@ -32,8 +33,10 @@ class DMConfig(MatchingConfig):
     lr_img: float = field(default=10.0, metadata={"help": "SGD learning rate on normalised pixels (DAViD: 10)."})
     momentum: float = field(default=0.5, metadata={"help": "SGD momentum on pixels (DM paper: 0.5). DAViD's 0.95 "
                                                            "diverged within 25 iterations with this embedder."})
-    init: str = field(default="real", metadata={"choices": ("real", "noise"),
-                                                "help": "Initialise synthetic videos from `real` clips or `noise`."})
+    init: str = field(default="real", metadata={
+        "choices": ("real", "noise", "herding"),
+        "help": "Initialise synthetic videos from `real` clips drawn at random (the DM paper's), `noise`, or the "
+                "clips `herding` selects at the same seed (a coreset start; DM then refines the Herding set)."})
     eval_every: int = field(default=0, metadata={"help": "Evaluate the current set every N iterations (0 = never; "
                                                          "needs an eval_set)."})
     periodic_eval_steps: int = field(default=100, metadata={"help": "Student steps of each periodic evaluation."})
@@ -56,21 +59,23 @@ class DMDistiller(Distiller):
     config_class = DMConfig
 
     # ---- pieces reused by IDTD / DAViD --------------------------------------------------------------------
-    def init_synthetic(self, train_set, classes: list[int], device=None) -> dict[int, torch.Tensor]:
+    def init_synthetic(self, train_set, classes: list[int], device=None, accelerator=None) -> dict[int, torch.Tensor]:
         """`{class: (ipc, T, C, S, S)}` leaf tensors in *normalised* space (drawn on the CPU, then on `device`)."""
         syn = {}
         by_class = train_set.indices_per_class() if self.config.init == "real" else None
+        herded = (herding_picks(train_set, self.config.ipc, self.config.seed, classes, accelerator)
+                  if self.config.init == "herding" else None)
         for c in classes:
             g = derived_generator(self.config.seed, 1 << 30, c)
-            if self.config.init == "real":
-                idx = by_class[c]
-                pick = idx[torch.randperm(len(idx), generator=g)[: self.config.ipc].numpy()]
+            if self.config.init in ("real", "herding"):
+                pick = herded[c] if herded is not None else by_class[c][torch.randperm(len(by_class[c]), generator=g)
+                                                            [: self.config.ipc].numpy()]
                 x = normalize(train_set.stack(pick, train=False))
             elif self.config.init == "noise":
                 t, s = train_set.num_frames, train_set.frame_size
                 x = torch.randn(self.config.ipc, t, 3, s, s, generator=g)
             else:
-                raise ValueError(f"init must be 'real' or 'noise', got '{self.config.init}'.")
+                raise ValueError(f"init must be 'real', 'noise' or 'herding', got '{self.config.init}'.")
             syn[c] = x.to(device).requires_grad_(True) if device is not None else x.clone().requires_grad_(True)
         return syn
 
@@ -160,7 +165,7 @@ class DMDistiller(Distiller):
             engine.bar.update(start)
         else:
             start, momentum = 0, {c: None for c in engine.classes}
-            syn = self.init_synthetic(train_set, engine.classes, engine.device)
+            syn = self.init_synthetic(train_set, engine.classes, engine.device, accelerator)
         eval_curve = []
         # the real batches, decoded ahead in the order the loop asks for them
         sampler = engine.real_batches(train_set, [(it, c) for it in range(start, cfg.iterations)

@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
@@ -41,6 +42,7 @@ from torch import nn
 from ..data.decoding import denormalize, normalize
 from ..data.temporal import stochastic_temporal_augmentation  # noqa: F401 - also public here
 from .base import DistillationOutput, Distiller, register_distiller
+from .coreset import herding_picks
 from .engine import ClassParallelEngine
 from .matching import (
     MatchingConfig,
@@ -72,11 +74,12 @@ class IDTDConfig(MatchingConfig):
                 "warning; `stats['num_selectors']` records the K used). The paper's T = 16, K = 8 gives 2 frames; "
                 "at T = 8 a K of 8 would make one-frame segments, which hold no motion. 1 keeps K as given."})
     init: str = field(default="real", metadata={
-        "choices": ("real", "random"),
+        "choices": ("real", "random", "herding"),
         "help": "`real`: each pool starts as a real clip of the class (the one DM starts from at the same seed) and "
-                "selector k picks the pool's k-th segment (hf_vdd's default, see the module docstring); `random`: "
-                "the paper's (Sec. 4.2) randomly initialised pool (standard normal in normalised space) and linear "
-                "selectors (nn.Linear's uniform init)."})
+                "selector k picks the pool's k-th segment (hf_vdd's default, see the module docstring); `herding`: "
+                "the same, from the clips Herding selects at the same seed; `random`: the paper's (Sec. 4.2) "
+                "randomly initialised pool (standard normal in normalised space) and linear selectors (nn.Linear's "
+                "uniform init)."})
     alpha1: float = field(default=0.05, metadata={"help": "Weight of the diversity loss (paper: 0.05)."})
     alpha2: float = field(default=1e-4, metadata={"help": "Weight of the fused-video matching loss (paper: 1e-4)."})
     selector_matching: bool = field(default=True, metadata={"help": "Tab. 4: L_M on the Diverse Segments."})
@@ -229,8 +232,8 @@ class IDTDDistiller(Distiller):
         super().__init__(config, **kwargs)
         if self.config.ablation not in ABLATIONS:
             raise ValueError(f"ablation must be one of {ABLATIONS}, got '{self.config.ablation}'.")
-        if self.config.init not in ("real", "random"):
-            raise ValueError(f"init must be 'real' or 'random', got '{self.config.init}'.")
+        if self.config.init not in ("real", "random", "herding"):
+            raise ValueError(f"init must be 'real', 'random' or 'herding', got '{self.config.init}'.")
         if self.config.segment_window not in ("random", "aligned"):
             raise ValueError(f"segment_window must be 'random' or 'aligned', got '{self.config.segment_window}'.")
         if self.config.pool_optimizer not in ("adam", "sgd"):
@@ -329,13 +332,16 @@ class IDTDDistiller(Distiller):
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
                                            k, kind)
+            herded = herding_picks(train_set, cfg.ipc, cfg.seed, by_class, accelerator) if cfg.init == "herding" \
+                else None
             for c, idx in by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
                 if cfg.init == "random" and kind != "B":
                     self.generator.init_random(c, g)
                     continue
-                first = torch.randperm(len(idx), generator=g)[: cfg.ipc]  # the pools: DM's clips (same seed)
-                pick = idx[torch.cat([first, torch.randint(0, len(idx), (cfg.ipc * (k - 1),), generator=g)]).numpy()]
+                first = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]  # the pools: DM's clips
+                pick = np.concatenate([first if herded is None else herded[c],
+                                       idx[torch.randint(0, len(idx), (cfg.ipc * (k - 1),), generator=g).numpy()]])
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
         self.generator.to(engine.device)  # initialised on the CPU (same values everywhere), trained on the device
         if train:
