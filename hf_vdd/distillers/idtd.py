@@ -229,15 +229,7 @@ class IDTDDistiller(Distiller):
     config_class = IDTDConfig
 
     def __init__(self, config=None, generator: IDTDGenerator | None = None, **kwargs):
-        super().__init__(config, **kwargs)
-        if self.config.ablation not in ABLATIONS:
-            raise ValueError(f"ablation must be one of {ABLATIONS}, got '{self.config.ablation}'.")
-        if self.config.init not in ("real", "random", "herding"):
-            raise ValueError(f"init must be 'real', 'random' or 'herding', got '{self.config.init}'.")
-        if self.config.segment_window not in ("random", "aligned"):
-            raise ValueError(f"segment_window must be 'random' or 'aligned', got '{self.config.segment_window}'.")
-        if self.config.pool_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"pool_optimizer must be 'adam' or 'sgd', got '{self.config.pool_optimizer}'.")
+        super().__init__(config, **kwargs)  # the config refused an ablation, init, window or optimiser not offered
         if self.config.num_selectors < 1 or self.config.min_segment_frames < 1:
             raise ValueError(f"num_selectors and min_segment_frames must be >= 1, got {self.config.num_selectors} "
                              f"and {self.config.min_segment_frames}.")
@@ -332,8 +324,8 @@ class IDTDDistiller(Distiller):
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
                                            k, kind)
-            herded = herding_picks(train_set, cfg.ipc, cfg.seed, by_class, accelerator) if cfg.init == "herding" \
-                else None
+            herded = (herding_picks(train_set, cfg.ipc, cfg.seed, by_class, accelerator) if cfg.init == "herding"
+                      else None)  # Herding's clips at this seed start the pools
             for c, idx in by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
                 if cfg.init == "random" and kind != "B":

@@ -45,6 +45,31 @@ def test_pools_start_from_dms_clips(train_set, seed):
     assert not torch.equal(other.generator.pool[0], d.generator.pool[0])  # the draw follows the seed
 
 
+def test_herding_init_starts_from_the_herding_selection(train_set):
+    """`init="herding"`: DM's videos and IDTD's pools start as the clips Herding selects at the same seed (the
+    rest of IDTD's draw is the `real` init's), and choosing them leaves the global RNG as it was."""
+    from hf_vdd.data.decoding import normalize
+    from hf_vdd.distillers import CoresetConfig, Herding
+
+    herd = Herding(CoresetConfig(ipc=2, seed=3))(train_set)
+    want = {c: normalize(herd.videos[herd.labels == c].float() / 255) for c in range(train_set.num_classes)}
+    rng = torch.get_rng_state()
+    dm = DMDistiller(DMConfig(ipc=2, seed=3, init="herding")).init_synthetic(train_set, [0, 2])
+    assert torch.equal(torch.get_rng_state(), rng) and sorted(dm) == [0, 2]
+    for c, x in dm.items():
+        assert torch.allclose(x.detach(), want[c], atol=1e-5)
+    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, init="herding", num_selectors=4, **SMALL))
+    d(train_set)
+    real = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, num_selectors=4, **SMALL))
+    real(train_set)
+    for c in range(train_set.num_classes):
+        assert torch.allclose(d.generator.pool[c].detach(), want[c], atol=1e-5)
+        assert torch.equal(d.generator.sel_weight[c], real.generator.sel_weight[c])
+    assert any(not torch.equal(d.generator.pool[c], real.generator.pool[c]) for c in range(train_set.num_classes))
+    out = IDTDDistiller(IDTDConfig(ipc=2, iterations=2, seed=3, init="herding", num_selectors=4, **SMALL))(train_set)
+    assert torch.isfinite(out.videos).all() and out.config["init"] == "herding"
+
+
 def test_matching_loss_goes_down(train_set):
     out = IDTDDistiller(IDTDConfig(ipc=1, iterations=30, diversity=False, lr=0.05, augment_strength=0.0,
                                    **SMALL))(train_set)
