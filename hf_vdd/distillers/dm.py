@@ -68,8 +68,11 @@ class DMDistiller(Distiller):
         for c in classes:
             g = derived_generator(self.config.seed, 1 << 30, c)
             if self.config.init in ("real", "herding"):
-                pick = herded[c] if herded is not None else by_class[c][torch.randperm(len(by_class[c]), generator=g)
-                                                            [: self.config.ipc].numpy()]
+                if herded is None:
+                    idx = by_class[c]
+                    pick = idx[torch.randperm(len(idx), generator=g)[: self.config.ipc].numpy()]
+                else:
+                    pick = herded[c]
                 x = normalize(train_set.stack(pick, train=False))
             elif self.config.init == "noise":
                 t, s = train_set.num_frames, train_set.frame_size
