@@ -34,13 +34,14 @@ def test_initial_video_is_a_real_clip(train_set):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_pools_start_from_dms_clips(train_set, seed):
-    """At a seed, IDTD's pools start as the clips DM's videos start as, so the two methods compare paired."""
-    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed, **SMALL))
+    """At a seed, IDTD's pools start as the clips DM's videos start as (both `init="real"`; both `"herding"`: the
+    next test), so the two methods compare paired."""
+    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed, init="real", **SMALL))
     d(train_set)
     dm = DMDistiller(DMConfig(ipc=2, seed=seed)).init_synthetic(train_set, list(range(train_set.num_classes)))
     for c, x in dm.items():
         assert torch.equal(d.generator.pool[c].detach(), x.detach())
-    other = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed + 1, **SMALL))
+    other = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=seed + 1, init="real", **SMALL))
     other(train_set)
     assert not torch.equal(other.generator.pool[0], d.generator.pool[0])  # the draw follows the seed
 
@@ -58,16 +59,16 @@ def test_herding_init_starts_from_the_herding_selection(train_set):
     assert torch.equal(torch.get_rng_state(), rng) and sorted(dm) == [0, 2]
     for c, x in dm.items():
         assert torch.allclose(x.detach(), want[c], atol=1e-5)
-    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, init="herding", num_selectors=4, **SMALL))
+    d = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, num_selectors=4, **SMALL))  # the default
     d(train_set)
-    real = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, num_selectors=4, **SMALL))
+    real = IDTDDistiller(IDTDConfig(ipc=2, iterations=0, seed=3, num_selectors=4, init="real", **SMALL))
     real(train_set)
     for c in range(train_set.num_classes):
         assert torch.allclose(d.generator.pool[c].detach(), want[c], atol=1e-5)
         assert torch.equal(d.generator.sel_weight[c], real.generator.sel_weight[c])
     assert any(not torch.equal(d.generator.pool[c], real.generator.pool[c]) for c in range(train_set.num_classes))
     out = IDTDDistiller(IDTDConfig(ipc=2, iterations=2, seed=3, init="herding", num_selectors=4, **SMALL))(train_set)
-    assert torch.isfinite(out.videos).all() and out.config["init"] == "herding"
+    assert torch.isfinite(out.videos).all() and out.config["init"] == "herding" == IDTDConfig().init
 
 
 def test_matching_loss_goes_down(train_set):

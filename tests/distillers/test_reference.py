@@ -29,7 +29,8 @@ def outputs(train_set8):
     teacher = Teacher(ConvNet3D(num_classes=4, widths=(8, 16, 16)), 8, 32, source="seeded")
     return {"dm": DMDistiller(DMConfig(ipc=2, iterations=5, **SMALL))(train_set8),
             "idtd": IDTDDistiller(IDTDConfig(ipc=1, iterations=4, embed_widths=[8, 16, 16], batch_real=4,
-                                             min_segment_frames=1))(train_set8),  # K = 8 at T = 8, as recorded
+                                             min_segment_frames=1, init="real"))(train_set8),  # K = 8 at T = 8,
+            # and the pools from a random draw, as recorded (`init="herding"` became the default in session 29)
             # recorded with the search that is now `policy="grid"` (the default became `qlearning` later)
             "david": DAViDDistiller(DAViDConfig(ipc=1, iterations=6, beta=0.25, policy="grid", **SMALL),
                                     teacher=teacher)(train_set8)}
