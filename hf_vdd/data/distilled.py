@@ -173,6 +173,16 @@ class DistillationOutput:
                             "clip's features are the random ConvNet3D's spatial max, averaged over time. The DM "
                             "paper and VDSD match the whole flattened feature map instead; `--embedding flatten` "
                             "does that (with a smaller `--lr_img`: its gradients are about 20x larger).")
+        idtd, init = self.method.startswith("idtd"), config.get("init")
+        if init == "herding" or (idtd and init == "real"):  # DM, IDTD: where the start departs from the paper's
+            start = {"herding": "the clips Herding selects at this seed (`init: herding`"
+                                + (", hf_vdd's IDTD default)" if idtd else ")"),
+                     "real": "a random draw of real clips of each class (`init: real`)"}[init]
+            paper = ("Sec. 4.2's random Feature Pools and selectors (`--init random`)" if idtd else
+                     "random real clips (`--init real`)")
+            sections.append(f"## Initialisation\n\nThe optimised videos{' (Feature Pools)' if idtd else ''} started "
+                            f"from {start}, where the paper starts from {paper}. The hf_vdd README (IDTD choices) "
+                            f"gives the measured reason.")
         if stats.get("mixed_precision"):  # the engine's autocast: another set than fp32's
             mp = stats["mixed_precision"]
             sections.append(f"## Mixed precision\n\nDistilled with `--mixed_precision {mp}`: the matching embedders "

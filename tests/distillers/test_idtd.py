@@ -46,7 +46,7 @@ def test_pools_start_from_dms_clips(train_set, seed):
     assert not torch.equal(other.generator.pool[0], d.generator.pool[0])  # the draw follows the seed
 
 
-def test_herding_init_starts_from_the_herding_selection(train_set):
+def test_herding_init_starts_from_the_herding_selection(train_set, tmp_path):
     """`init="herding"`: DM's videos and IDTD's pools start as the clips Herding selects at the same seed (the
     rest of IDTD's draw is the `real` init's), and choosing them leaves the global RNG as it was."""
     from hf_vdd.data.decoding import normalize
@@ -69,6 +69,10 @@ def test_herding_init_starts_from_the_herding_selection(train_set):
     assert any(not torch.equal(d.generator.pool[c], real.generator.pool[c]) for c in range(train_set.num_classes))
     out = IDTDDistiller(IDTDConfig(ipc=2, iterations=2, seed=3, init="herding", num_selectors=4, **SMALL))(train_set)
     assert torch.isfinite(out.videos).all() and out.config["init"] == "herding" == IDTDConfig().init
+    card = (out.save(tmp_path / "idtd") / "README.md").read_text()  # the card says where the start departs
+    assert "## Initialisation" in card and "Herding selects at this seed" in card and "--init random" in card
+    dm_real = DMDistiller(DMConfig(ipc=1, iterations=0, **SMALL))(train_set)  # DM's paper start: nothing to say
+    assert "## Initialisation" not in (dm_real.save(tmp_path / "dm") / "README.md").read_text()
 
 
 def test_matching_loss_goes_down(train_set):
