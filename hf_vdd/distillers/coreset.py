@@ -55,21 +55,23 @@ class _CoresetDistiller(Distiller):
                 feats.append(net.embed(normalize(x)).float().cpu().numpy())
         return np.concatenate(feats)
 
+    def picks(self, train_set: VideoClassificationSet, accelerator=None) -> dict[int, np.ndarray]:
+        """`{class: row indices of train_set}`: the `ipc` clips selected per class, in selection order (features,
+        for Herding and K-Center, on `accelerator.device`)."""
+        show = accelerator is None or accelerator.is_local_main_process
+        rng = np.random.default_rng(self.config.seed)
+        features = self.embed(train_set, show, accelerator) if self.needs_features else None
+        return {c: idx[np.asarray(self.select(features[idx] if features is not None else idx, self.config.ipc, rng))]
+                for c, idx in train_set.indices_per_class().items()}
+
     def __call__(self, train_set: VideoClassificationSet, accelerator=None) -> DistillationOutput:
         """Select `ipc` real clips per class. Returns uint8 `(T, C, H, W)` videos with their source indices."""
         # 1. check the request against the data
         self.check_ipc(train_set)
         start = time.perf_counter()
-        show = accelerator is None or accelerator.is_local_main_process
-        rng = np.random.default_rng(self.config.seed)
-        # 2. features (Herding, K-Center)
-        features = self.embed(train_set, show, accelerator) if self.needs_features else None
-        # 3. per-class selection
-        chosen = []
-        for idx in train_set.indices_per_class().values():
-            local = self.select(features[idx] if features is not None else idx, self.config.ipc, rng)
-            chosen.extend(idx[np.asarray(local)].tolist())
-        # 4. materialise the selected clips as uint8 frames
+        # 2. features (Herding, K-Center) and the per-class selection
+        chosen = [i for idx in self.picks(train_set, accelerator).values() for i in idx.tolist()]
+        # 3. materialise the selected clips as uint8 frames
         videos = [(train_set.clip(i, train=False) * 255).round().to(torch.uint8) for i in chosen]
         return DistillationOutput(
             videos=torch.stack(videos), labels=torch.as_tensor(train_set.labels[chosen]),
@@ -126,11 +128,8 @@ class KCenter(_CoresetDistiller):
         return np.asarray(chosen)
 
 
-def herding_picks(train_set: VideoClassificationSet, ipc: int, seed: int, classes, accelerator=None) -> dict:
-    """`{class: row indices of train_set}`: the `ipc` clips per class that `Herding` at `seed` selects, in its
-    order. The starting clips of DM's and IDTD's `init="herding"`; the global RNG is left as it was."""
-    herding = Herding(CoresetConfig(ipc=ipc, seed=seed))
+def herding_picks(train_set: VideoClassificationSet, ipc: int, seed: int, accelerator=None) -> dict[int, np.ndarray]:
+    """`Herding(ipc, seed).picks(train_set)`, leaving the global RNG as it was: the starting clips of DM's and
+    IDTD's `init="herding"`, the same clips the Herding baseline at `seed` selects."""
     with torch.random.fork_rng(devices=[]):
-        features = herding.embed(train_set, accelerator is None or accelerator.is_local_main_process, accelerator)
-    by_class = train_set.indices_per_class()
-    return {c: by_class[c][herding.select(features[by_class[c]], ipc, None)] for c in classes}
+        return Herding(CoresetConfig(ipc=ipc, seed=seed)).picks(train_set, accelerator)

@@ -63,7 +63,7 @@ class DMDistiller(Distiller):
         """`{class: (ipc, T, C, S, S)}` leaf tensors in *normalised* space (drawn on the CPU, then on `device`)."""
         syn = {}
         by_class = train_set.indices_per_class() if self.config.init == "real" else None
-        herded = (herding_picks(train_set, self.config.ipc, self.config.seed, classes, accelerator)
+        herded = (herding_picks(train_set, self.config.ipc, self.config.seed, accelerator)
                   if self.config.init == "herding" else None)
         for c in classes:
             g = derived_generator(self.config.seed, 1 << 30, c)

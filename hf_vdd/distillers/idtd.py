@@ -325,14 +325,14 @@ class IDTDDistiller(Distiller):
             kind = {"full": "full", "A": "B", "B": "B", "C": "C"}[cfg.ablation]  # A = B's stitch, untrained
             self.generator = IDTDGenerator(train_set.num_classes, cfg.ipc, train_set.num_frames, train_set.frame_size,
                                            k, kind)
-            herded = (herding_picks(train_set, cfg.ipc, cfg.seed, by_class, accelerator) if cfg.init == "herding"
-                      else None)  # Herding's clips at this seed start the pools
+            herded = herding_picks(train_set, cfg.ipc, cfg.seed, accelerator) if cfg.init == "herding" else None
             for c, idx in by_class.items():
                 g = derived_generator(cfg.seed, 1 << 30, c)
                 if cfg.init == "random" and kind != "B":
                     self.generator.init_random(c, g)
                     continue
-                first = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]  # the pools: DM's clips
+                # the pools: DM's clips at this seed, or Herding's; drawn either way, so the extra clips stay `real`'s
+                first = idx[torch.randperm(len(idx), generator=g)[: cfg.ipc].numpy()]
                 pick = np.concatenate([first if herded is None else herded[c],
                                        idx[torch.randint(0, len(idx), (cfg.ipc * (k - 1),), generator=g).numpy()]])
                 self.generator.init_from_real(c, normalize(train_set.stack(pick, train=False)))
