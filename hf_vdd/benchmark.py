@@ -217,16 +217,45 @@ def check_overrides(overrides: dict, methods: list[str]) -> None:
         check_models(kwargs, kwargs.get("train", {}))
 
 
+# Config fields that say where work is kept or how it is shown, never what is computed: not part of a cell's key.
+BOOKKEEPING = frozenset({"checkpoint_dir", "checkpointing_steps", "checkpoints_total_limit", "resume_from_checkpoint",
+                         "log_every", "show_progress", "teacher_cache", "teacher_cache_dir"})
+
+
+def effective(config) -> dict:
+    """A config dataclass's values, defaults included, less the `BOOKKEEPING` fields."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in BOOKKEEPING}
+
+
+def student_config(args, ipc: int | None, student: str, train_kwargs: dict, show_progress: bool = False):
+    """The `TrainConfig` a cell's students run with: the protocol's values, the fast protocol's budget flags, the
+    cell's `"train"` overrides."""
+    budget = ({"steps": args.full_steps if ipc is None else args.steps, "batch_size": args.batch_size}
+              if args.protocol == "fast" else {})
+    return protocol_config(args.protocol, budget | {"student": student, "runs": args.runs, "seed": args.seed,
+                                                    "show_progress": show_progress} | train_kwargs)
+
+
+def distiller_settings(method: str, ipc: int | None, seed: int, overrides: dict) -> dict:
+    """The distiller config a cell runs with, defaults included (`{}` for the full-data and static cells)."""
+    if ipc is None:
+        return {}
+    kwargs = {k: v for k, v in overrides.get(method, {}).items() if k != "train"}
+    return effective(get_distiller(method.split("@")[0]).config_class(ipc=ipc, seed=seed, **kwargs))
+
+
 def cell_settings(args, overrides: dict, frame_size: int, num_frames: int, method: str,
                   ipc: int | None, student: str, amp: dict | None = None) -> dict:
     """Everything that changes a cell's numbers: a stored cell is reused only when these are equal. `amp` is
-    `{"mixed_precision": ...}` when the run autocasts (distillation and students), empty in fp32."""
-    kwargs = overrides.get(method, {})
+    `{"mixed_precision": ...}` when the run autocasts (distillation and students), empty in fp32. The distiller's
+    and the students' settings are their whole configs, defaults included, so a stored cell is run again when a
+    default it used has changed since (an override that spells out a default is the same cell)."""
+    train_kwargs = overrides.get(method, {}).get("train", {})
     return {"frame_size": frame_size, "num_frames": num_frames, "runs": args.runs, "batch_size": args.batch_size,
             "steps": args.full_steps if ipc is None else args.steps, "seed": args.seed, "student": student,
-            "distiller": {} if ipc is None else {k: v for k, v in kwargs.items() if k != "train"},
-            "train": kwargs.get("train", {}), "pool_dir": args.pool_dir, "protocol": args.protocol,
-            "hf_vdd_version": __version__} | (amp or {})
+            "distiller": distiller_settings(method, ipc, args.seed, overrides),
+            "train": effective(student_config(args, ipc, student, train_kwargs)),
+            "pool_dir": args.pool_dir, "protocol": args.protocol, "hf_vdd_version": __version__} | (amp or {})
 
 
 def update_readme(readme: Path, key: str, table: str) -> None:
@@ -274,6 +303,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
             name = f"{Path(str(dataset)).name}-ipc{ipc}-{method.replace('@', '-')}"
             folder = partial.partial_dir(out, name)  # the open cell's kept work
             set_key = settings_key({"dataset": str(dataset), "memo": memo_key, "seed": args.seed, "size": size,
+                                    "distiller": distiller_settings(method, ipc, args.seed, overrides),
                                     "frames": frames, "pool_dir": args.pool_dir, "hf_vdd_version": __version__} | amp)
             kept = (None if ipc is None or memo_key in distilled_sets
                     else partial.load_partial_set(folder, set_key))
@@ -315,11 +345,7 @@ def run_cells(args, overrides: dict, records: list[dict], out: Path, accelerator
                     print(f"{dataset} {method} ipc={ipc} [{student}]: settings changed since the stored result; "
                           f"running it again", flush=True)
                 records = [r for r in records if cell_key(r) != (label, method, ipc, student)]
-                steps = args.full_steps if ipc is None else args.steps
-                budget = {"steps": steps, "batch_size": args.batch_size} if args.protocol == "fast" else {}
-                train_config = protocol_config(args.protocol, budget | {"student": student, "runs": args.runs,
-                                                                        "seed": args.seed, "show_progress": main_proc}
-                                               | train_kwargs)
+                train_config = student_config(args, ipc, student, train_kwargs, show_progress=main_proc)
                 length = f"{train_config.epochs} epochs" if train_config.epochs else f"{train_config.steps} steps"
                 setting = (f"{frames}x{size}x{size}, {train_config.runs} runs, {length}, bs {train_config.batch_size}"
                            + ("" if args.protocol == "fast" else f", {args.protocol}") + "".join(

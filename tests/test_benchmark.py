@@ -8,7 +8,8 @@ import torch
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
-from hf_vdd.benchmark import PeakMemory, cells_table, leaderboard, overrides_text, save_results_repo
+from hf_vdd.benchmark import (PeakMemory, cell_settings, cells_table, leaderboard, overrides_text, save_results_repo,
+                               settings_key)
 
 
 def _rec(method, ipc, top1, dataset="d"):
@@ -49,6 +50,36 @@ def test_overrides_are_shown_per_cell():
     david = rec | {"distill_stats": {"policy_fraction": 0.0912}}
     assert "| 1.0 (search 9% of final) |" in cells_table([david])
     assert 'idtd@C`: ablation="C", train.epochs=2; student 16x32x32' in leaderboard([rec])
+
+
+def test_a_cells_key_holds_the_defaults_it_ran_with(monkeypatch):
+    """A stored cell is reused only with the same effective settings: a changed default runs it again (session 29
+    changed IDTD's `init`), spelling a default out changes nothing, and where checkpoints go is not a setting."""
+    import dataclasses
+    from argparse import Namespace
+
+    from hf_vdd.distillers.idtd import IDTDConfig, IDTDDistiller
+
+    args = Namespace(runs=3, batch_size=32, steps=300, full_steps=500, seed=0, pool_dir=None, protocol="fast")
+
+    def key(overrides, method="idtd"):
+        return settings_key(cell_settings(args, overrides, 32, 16, method, 5, "convnet3d"))
+
+    plain = cell_settings(args, {}, 32, 16, "idtd", 5, "convnet3d")
+    assert plain["distiller"]["init"] == "herding" and plain["distiller"]["iterations"] == IDTDConfig().iterations
+    assert plain["train"]["steps"] == 300 and plain["train"]["lr"] == 0.01 and "show_progress" not in plain["train"]
+    assert key({"idtd": {"init": "herding"}}) == key({}) != key({"idtd": {"init": "real"}})
+    assert key({"idtd": {"checkpointing_steps": 10, "log_every": 1}}) == key({})
+    assert key({"idtd": {"train": {"lr": 0.01}}}) == key({}) != key({"idtd": {"train": {"lr": 0.02}}})
+    assert cell_settings(args, {}, 32, 16, "full", None, "convnet3d")["distiller"] == {}
+
+    @dataclasses.dataclass
+    class OldDefault(IDTDConfig):
+        init: str = "real"
+
+    before = key({})
+    monkeypatch.setattr(IDTDDistiller, "config_class", OldDefault)
+    assert key({}) != before and key({}) == key({"idtd": {"init": "real"}})
 
 
 def test_results_repo_card_comes_from_the_template(tmp_path):
