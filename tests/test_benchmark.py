@@ -8,8 +8,15 @@ import torch
 from datasets import load_dataset
 
 from hf_vdd import load_distilled
-from hf_vdd.benchmark import (PeakMemory, cell_settings, cells_table, leaderboard, overrides_text, save_results_repo,
-                               settings_key)
+from hf_vdd.benchmark import (
+    PeakMemory,
+    cell_settings,
+    cells_table,
+    leaderboard,
+    overrides_text,
+    save_results_repo,
+    settings_key,
+)
 
 
 def _rec(method, ipc, top1, dataset="d"):
