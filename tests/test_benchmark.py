@@ -69,8 +69,8 @@ def test_a_cells_key_holds_the_defaults_it_ran_with(monkeypatch):
 
     args = Namespace(runs=3, batch_size=32, steps=300, full_steps=500, seed=0, pool_dir=None, protocol="fast")
 
-    def key(overrides, method="idtd"):
-        return settings_key(cell_settings(args, overrides, 32, 16, method, 5, "convnet3d"))
+    def key(overrides):
+        return settings_key(cell_settings(args, overrides, 32, 16, "idtd", 5, "convnet3d"))
 
     plain = cell_settings(args, {}, 32, 16, "idtd", 5, "convnet3d")
     assert plain["distiller"]["init"] == "herding" and plain["distiller"]["iterations"] == IDTDConfig().iterations
