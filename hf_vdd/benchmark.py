@@ -26,7 +26,7 @@ from .data.loading import default_video_shape, load_video_dataset
 from .data.sources import shareable, shareable_command
 from .diffusion import load_pool
 from .diffusion.select import student_shaped
-from .distillers import get_distiller
+from .distillers import Distiller, get_distiller
 from .hub import check_models, render_dataset_card
 from .training import TrainConfig, evaluate_distilled, protocol_config
 from .utils import atomic_folder, precision_key
@@ -217,14 +217,11 @@ def check_overrides(overrides: dict, methods: list[str]) -> None:
         check_models(kwargs, kwargs.get("train", {}))
 
 
-# Config fields that say where work is kept or how it is shown, never what is computed: not part of a cell's key.
-BOOKKEEPING = frozenset({"checkpoint_dir", "checkpointing_steps", "checkpoints_total_limit", "resume_from_checkpoint",
-                         "log_every", "show_progress", "teacher_cache", "teacher_cache_dir"})
-
-
 def effective(config) -> dict:
-    """A config dataclass's values, defaults included, less the `BOOKKEEPING` fields."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in BOOKKEEPING}
+    """A distiller or student config's values, defaults included, less the fields that never change a cell's
+    numbers: `Distiller.bookkeeping_fields` (where checkpoints go, how often the loss is logged) and progress bars."""
+    skip = {*Distiller.bookkeeping_fields, "show_progress"}
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
 
 
 def student_config(args, ipc: int | None, student: str, train_kwargs: dict, show_progress: bool = False):

@@ -149,10 +149,13 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
     def config_fields(cls) -> list[str]:
         return [f.name for f in fields(cls.config_class)]
 
+    # config fields that say where work is kept or how it is logged, never what is computed (also left out of a
+    # benchmark cell's settings key)
+    bookkeeping_fields: tuple[str, ...] = ("checkpointing_steps", "checkpoints_total_limit", "checkpoint_dir",
+                                           "resume_from_checkpoint", "log_every", "teacher_cache", "teacher_cache_dir")
     # config fields that may change when a run resumes from a checkpoint (they do not change its trajectory)
-    resume_free_fields: tuple[str, ...] = ("iterations", "checkpointing_steps", "checkpoints_total_limit",
-                                           "checkpoint_dir", "resume_from_checkpoint", "log_every", "eval_every",
-                                           "periodic_eval_steps", "teacher_cache_dir", "teacher_head")
+    resume_free_fields: tuple[str, ...] = bookkeeping_fields + ("iterations", "eval_every", "periodic_eval_steps",
+                                                                "teacher_head")
 
     def run_fingerprint(self, train_set) -> dict:
         """What a checkpoint must match to be resumed: method, trajectory-relevant config, data fingerprint."""
