@@ -38,7 +38,7 @@ IMPLS = {"reference": "reference (classic DM loop)", "dm-noaug": "hf_vdd DM, aug
          "dm-classes": "hf_vdd DM, augment 0, all classes per forward", "dm": "hf_vdd DM, augment 1 (default)",
          "idtd": "hf_vdd IDTD (default)"}
 RESULT_PREFIX = "HF_VDD_SPEED_RESULT "
-RESULT_MARKERS = ("speed.json", "memory.json")  # hf_vdd wrote a results folder holding one
+RESULT_MARKERS = ("speed.json", "memory.json", "kernels.json")  # hf_vdd wrote a results folder holding one
 REPO = Path(__file__).resolve().parents[1]
 KEPT = None  # whether a case ran with `keep_freed_memory()` (the recipes' allocator settings); None in-process
 
@@ -312,7 +312,7 @@ def speed_table(rows: list[dict]) -> str:
 
 def write_results(folder: Path, name: str, payload: dict, markdown: str, extra: dict | None = None) -> None:
     """Replace `<name>*` files (`name`.json/.md and `extra`) in `folder` atomically, keeping the other mode's files
-    of an earlier run. `folder` must hold `speed.json` or `memory.json` if it holds anything."""
+    of an earlier run. `folder` must hold one of `RESULT_MARKERS` if it holds anything."""
     keep = {p.name: p.read_bytes() for p in folder.glob("*") if p.is_file() and not p.name.startswith(name)} \
         if folder.is_dir() else {}
     with atomic_folder(folder, marker=RESULT_MARKERS) as tmp:

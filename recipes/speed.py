@@ -4,11 +4,12 @@
     python recipes/speed.py --device cuda --threads 1         # the same on the GPU (peak CUDA memory)
     python recipes/speed.py --quick                           # smoke test: 2 classes 48x48x4, 2 timed iterations
     python recipes/speed.py --memory                          # peak RSS of 20 DM iterations: ucf12 and ucf12 doubled
+    python recipes/speed.py --kernels                         # GFLOP/s of each embedder's forward, format, precision
 
 Each (shape, threads, device, implementation) runs in its own Python (`--isolate`), so its peak RSS is its own.
 Implementations: `reference` (VDSD's DM loop in plain torch, `hf_vdd.speed`), hf_vdd DM with augmentation off (the
 like-for-like row: VDSD's DM uses none) and on (its default), hf_vdd IDTD (default settings). Columns and choices
-are explained in docs/performance.md; results go to `--output_dir` as speed.{json,md} / memory.{json,md}.
+are explained in docs/performance.md; results go to `--output_dir` as speed / memory / kernels .{json,md}.
 """
 
 import platform
@@ -34,6 +35,7 @@ from hf_vdd.speed import (
     speed_table,
     write_results,
 )
+from hf_vdd.speed_kernels import kernel_rows, kernel_table
 from hf_vdd.speed_memory import dm_memory_rows, memory_table
 from hf_vdd.utils import HfVddError, check_output_dir, shared_data_dir
 
@@ -58,6 +60,8 @@ class SpeedArgs:
     quick: bool = field(default=False, metadata={"help": f"Smoke test: {QUICK} unless given."})
     memory: bool = field(default=False, metadata={"help": "Memory mode: peak RSS of recipes/dm.py on ucf12 and on "
                                                           "a doubled ucf12 (symlinks in a temporary folder)."})
+    kernels: bool = field(default=False, metadata={"help": "Kernels mode: seconds, GFLOP/s of one embedder forward of "
+                          "real_per_class clips per embedder, memory format and precision."})
     memory_iterations: int = field(default=20, metadata={"help": "Memory mode: DM iterations."})
     memory_frame_size: int = field(default=112, metadata={"help": "Memory mode: frame size."})
     memory_num_frames: int = field(default=16, metadata={"help": "Memory mode: frames per clip."})
@@ -70,6 +74,8 @@ class SpeedArgs:
             for name, value in QUICK.items():
                 setattr(self, name, getattr(self, name) if name in given else value)
         bad = [c for c in self.configs if not re.fullmatch(r"[1-9]\d*x[1-9]\d*x[1-9]\d*", c)]
+        if self.kernels and self.memory:
+            raise HfVddError("--kernels and --memory are two modes: give one of them.")
         if self.device not in ("cpu", "cuda", "all"):
             raise HfVddError(f"--device must be cpu, cuda or all, got '{self.device}'.")
         if bad:
@@ -109,6 +115,11 @@ def main():
         print(f"wrote {folder}/memory.json, memory.md and the logs of the two runs")
         return
     shapes, devices = [tuple(map(int, c.split("x"))) for c in args.configs], args.devices()
+    if args.kernels:
+        rows = [r for device in devices for shape in shapes for threads in args.threads for r in kernel_rows(
+            *shape, args.embed_widths, args.real_per_class, threads, device, args.iterations, args.warmup, args.seed)]
+        print(markdown := f"# recipes/speed.py --kernels\n\n`{command}`\n\n{kernel_table(rows)}\n")
+        return write_results(folder, "kernels", {"command": command, "rows": rows}, markdown)
     cases = [Case(impl, k, size, frames, threads, device, args.iterations, args.warmup, args.real_per_class,
                   tuple(args.embed_widths), args.seed)
              for device in devices for k, size, frames in shapes for threads in args.threads

@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
 import torch
 
 from hf_vdd.speed import IMPLS, embedder_facts
+from hf_vdd.speed_kernels import FORMATS, PRECISIONS
 from hf_vdd.speed_memory import doubled_videofolder
 
 
@@ -29,13 +31,32 @@ def test_quick_writes_table_and_json(run_recipe, tmp_path):
     assert len(json.loads((out / "speed.json").read_text())["rows"]) == 1
 
 
+def test_kernels_mode_times_each_embedder_format_and_precision(run_recipe, tmp_path):
+    out = tmp_path / "speed"
+    run_recipe("recipes/speed.py", "--quick", "--isolate", "false", "--impls", "reference", "--output_dir", str(out))
+    res = run_recipe("recipes/speed.py", "--kernels", "--quick", "--output_dir", str(out))
+    rows = json.loads((out / "kernels.json").read_text())["rows"]
+    assert [(r["embedder"], r["format"], r["precision"]) for r in rows] == [
+        (e, f, p) for e in ("reference", "hf_vdd") for f in FORMATS for p in PRECISIONS]
+    facts = embedder_facts(2, 48, 4, [64, 128, 128])
+    for r in rows:
+        assert r["config"] == "2 classes, 48x48x4" and r["threads"] == 1 and r["batch"] == 8 and r["median_s"] > 0
+        assert r["gmac"] == pytest.approx(8 * facts[r["embedder"]]["conv_macs_per_clip"] / 1e9)
+        assert r["gflops"] == pytest.approx(2 * r["gmac"] / r["median_s"])
+        assert r["speedup"] == pytest.approx(rows[0]["median_s"] / r["median_s"])
+    assert rows[0]["speedup"] == 1.0  # the classic embedder, contiguous fp32, against itself
+    assert "| 2 classes, 48x48x4 | 1 | cpu | hf_vdd | channels_last | bf16 |" in res.stdout
+    assert (out / "speed.json").is_file() and (out / "kernels.md").is_file()  # the other mode's results are kept
+
+
 def test_bad_flags_refused_before_work(run_recipe, tmp_path):
     out = tmp_path / "never"
     cases = [(["--configs", "5x32x8"], "too small for the reference ConvNet3D"),
              (["--configs", "5by64"], "<classes>x<frame size>x<frames>"),
              (["--impls", "reference", "fast"], "choose from"),
              (["--threads", "0"], "--threads must be >= 1"),
-             (["--device", "gpu"], "invalid choice: 'gpu'")]
+             (["--device", "gpu"], "invalid choice: 'gpu'"),
+             (["--kernels", "--memory"], "two modes")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "torch.cuda.is_available() is False"))
     for flags, message in cases:
