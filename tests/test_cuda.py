@@ -122,3 +122,10 @@ def test_real_batches_are_page_locked_uint8_converted_on_the_gpu(tiny_toy, num_w
             x_cpu, g_cpu = ClassSampler(train).batch(3, it, c, 2)
             assert x.device.type == "cuda" and torch.equal(x.cpu(), x_cpu)  # the same values, converted there
             assert torch.equal(g.get_state(), g_cpu.get_state())
+
+
+def test_kernels_mode_times_forwards_on_the_gpu():
+    from hf_vdd.speed_kernels import kernel_rows
+
+    rows = kernel_rows(2, 48, 4, [8, 16, 16], batch=4, threads=1, device="cuda", iterations=2, warmup=1)
+    assert len(rows) == 8 and all(r["device"] == "cuda" and r["median_s"] > 0 and r["gflops"] > 0 for r in rows)
