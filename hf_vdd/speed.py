@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -264,6 +265,17 @@ def run_isolated(case: Case, timeout: float | None = None) -> dict:
         return asdict(case) | {"config": case.config, "impl_name": IMPLS[case.impl],
                                "error": f"exit {proc.returncode}: {tail}", "stderr_tail": proc.stderr[-3000:]}
     return json.loads(lines[-1][len(RESULT_PREFIX):]) | {"isolated": True}
+
+
+def environment(devices) -> dict:
+    """Library versions, the CPU's model name (from /proc/cpuinfo where there is one) and core count, the GPU."""
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "gpu": torch.cuda.get_device_name() if "cuda" in devices else None}
 
 
 def add_speedups(rows: list[dict]) -> list[dict]:

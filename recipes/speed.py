@@ -12,7 +12,6 @@ like-for-like row: VDSD's DM uses none) and on (its default), hf_vdd IDTD (defau
 are explained in docs/performance.md; results go to `--output_dir` as speed / memory / kernels .{json,md}.
 """
 
-import platform
 import re
 import shlex
 import sys
@@ -30,6 +29,7 @@ from hf_vdd.speed import (
     embedder_facts,
     embedder_table,
     embedding_dim,
+    environment,
     run_case,
     run_isolated,
     speed_table,
@@ -115,11 +115,13 @@ def main():
         print(f"wrote {folder}/memory.json, memory.md and the logs of the two runs")
         return
     shapes, devices = [tuple(map(int, c.split("x"))) for c in args.configs], args.devices()
+    env = environment(devices)
     if args.kernels:
         rows = [r for device in devices for shape in shapes for threads in args.threads for r in kernel_rows(
             *shape, args.embed_widths, args.real_per_class, threads, device, args.iterations, args.warmup, args.seed)]
-        print(markdown := f"# recipes/speed.py --kernels\n\n`{command}`\n\n{kernel_table(rows)}\n")
-        return write_results(folder, "kernels", {"command": command, "rows": rows}, markdown)
+        markdown = f"# recipes/speed.py --kernels\n\n`{command}`\n\nEnvironment: {env}.\n\n{kernel_table(rows)}\n"
+        print(markdown)
+        return write_results(folder, "kernels", {"command": command, "environment": env, "rows": rows}, markdown)
     cases = [Case(impl, k, size, frames, threads, device, args.iterations, args.warmup, args.real_per_class,
                   tuple(args.embed_widths), args.seed)
              for device in devices for k, size, frames in shapes for threads in args.threads
@@ -132,9 +134,6 @@ def main():
               flush=True)
         rows.append(run_isolated(case, args.case_timeout) if args.isolate else run_case(case))
     table = speed_table(add_speedups(rows))
-    env = {"torch": torch.__version__, "python": platform.python_version(), "cpu": platform.processor() or
-           platform.machine(), "cpu_count": torch.multiprocessing.cpu_count(),
-           "gpu": torch.cuda.get_device_name() if "cuda" in devices else None}
     markdown = (f"# recipes/speed.py\n\n`{command}`\n\nEnvironment: {env}.\n\n{embedder_table(embedders)}\n\n"
                 f"{table}\n")
     print(table)

@@ -35,7 +35,9 @@ def test_kernels_mode_times_each_embedder_format_and_precision(run_recipe, tmp_p
     out = tmp_path / "speed"
     run_recipe("recipes/speed.py", "--quick", "--isolate", "false", "--impls", "reference", "--output_dir", str(out))
     res = run_recipe("recipes/speed.py", "--kernels", "--quick", "--output_dir", str(out))
-    rows = json.loads((out / "kernels.json").read_text())["rows"]
+    payload = json.loads((out / "kernels.json").read_text())
+    rows = payload["rows"]
+    assert payload["environment"]["torch"] == torch.__version__ and payload["environment"]["cpu"]
     assert [(r["embedder"], r["format"], r["precision"]) for r in rows] == [
         (e, f, p) for e in ("reference", "hf_vdd") for f in FORMATS for p in PRECISIONS]
     facts = embedder_facts(2, 48, 4, [64, 128, 128])
