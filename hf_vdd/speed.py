@@ -44,6 +44,11 @@ REPO = Path(__file__).resolve().parents[1]
 KEPT = None  # whether a case ran with `keep_freed_memory()` (the recipes' allocator settings); None in-process
 
 
+def config_name(num_classes: int, frame_size: int, num_frames: int) -> str:
+    """How the tables name a shape: `5 classes, 64x64x8`."""
+    return f"{num_classes} classes, {frame_size}x{frame_size}x{num_frames}"
+
+
 @dataclass
 class Case:
     """One timed measurement: `impl` on `num_classes` classes of `real_per_class` random clips
@@ -63,7 +68,7 @@ class Case:
 
     @property
     def config(self) -> str:
-        return f"{self.num_classes} classes, {self.frame_size}x{self.frame_size}x{self.num_frames}"
+        return config_name(self.num_classes, self.frame_size, self.num_frames)
 
 
 class ClassicConvNet3D(nn.Module):
@@ -131,7 +136,7 @@ def random_videos(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return videos, np.repeat(np.arange(case.num_classes), case.real_per_class)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -158,7 +163,7 @@ def reference_seconds(case: Case, videos: np.ndarray, labels: np.ndarray) -> tup
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        _sync(device)
+        sync(device)
         seconds.append(time.perf_counter() - start)
     return seconds, syn.device.type
 
@@ -202,7 +207,7 @@ def hf_vdd_seconds(case: Case, train_set) -> tuple[list[float], str]:
     finally:
         if bf16:
             AcceleratorState._reset_state(reset_partial_state=True)
-    _sync(case.device)
+    sync(case.device)
     used_cuda = case.device == "cuda" and torch.cuda.max_memory_allocated() > 0
     return list(output.stats["iteration_seconds"]), "cuda" if used_cuda else "cpu"
 

@@ -16,7 +16,7 @@ import time
 import torch
 
 from .models import ConvNet3D
-from .speed import ClassicConvNet3D, embedder_facts
+from .speed import ClassicConvNet3D, config_name, embedder_facts, sync
 
 FORMATS = ("contiguous", "channels_last")
 PRECISIONS = ("fp32", "bf16")
@@ -28,8 +28,7 @@ def median_seconds(fn, iterations: int, warmup: int, device: str) -> float:
     for i in range(warmup + iterations):
         start = time.perf_counter()
         fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         if i >= warmup:
             seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
@@ -39,29 +38,35 @@ def kernel_rows(num_classes: int, frame_size: int, num_frames: int, widths, batc
                 iterations: int, warmup: int, seed: int = 0) -> list[dict]:
     """One row per (embedder, format, precision): median seconds of one forward of `batch` clips, the convolutions'
     multiply-adds and GFLOP/s, and `speedup` against the classic embedder's contiguous fp32 forward."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    facts = embedder_facts(num_classes, frame_size, num_frames, widths)
-    generator = torch.Generator(device).manual_seed(seed)
-    clips = torch.randn(batch, num_frames, 3, frame_size, frame_size, generator=generator, device=device)
-    config = f"{num_classes} classes, {frame_size}x{frame_size}x{num_frames}"
-    rows = []
-    for name in ("reference", "hf_vdd"):
-        torch.manual_seed(seed)
-        net = (ClassicConvNet3D(num_classes, tuple(widths)) if name == "reference"
-               else ConvNet3D(num_classes=num_classes, widths=tuple(widths))).to(device).eval().requires_grad_(False)
-        for fmt in FORMATS:
-            net = net.to(memory_format=torch.channels_last_3d if fmt == "channels_last" else torch.contiguous_format)
-            for precision in PRECISIONS:
-                def forward(net=net, precision=precision):
-                    with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16,
-                                                                enabled=precision == "bf16"):
-                        net.embed(clips)
+    try:
+        facts = embedder_facts(num_classes, frame_size, num_frames, widths)
+        generator = torch.Generator(device).manual_seed(seed)
+        clips = torch.randn(batch, num_frames, 3, frame_size, frame_size, generator=generator, device=device)
+        config = config_name(num_classes, frame_size, num_frames)
+        rows = []
+        for name in ("reference", "hf_vdd"):
+            torch.manual_seed(seed)
+            net = (ClassicConvNet3D(num_classes, tuple(widths)) if name == "reference"
+                   else ConvNet3D(num_classes=num_classes, widths=tuple(widths)))
+            net = net.to(device).eval().requires_grad_(False)
+            for fmt in FORMATS:
+                memory_format = torch.channels_last_3d if fmt == "channels_last" else torch.contiguous_format
+                net = net.to(memory_format=memory_format)
+                for precision in PRECISIONS:
+                    def forward(net=net, precision=precision):
+                        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16,
+                                                                    enabled=precision == "bf16"):
+                            net.embed(clips)
 
-                seconds = median_seconds(forward, iterations, warmup, device)
-                gmac = batch * facts[name]["conv_macs_per_clip"] / 1e9
-                rows.append({"config": config, "threads": threads, "device": device, "embedder": name,
-                             "format": fmt, "precision": precision, "batch": batch, "median_s": seconds,
-                             "gmac": gmac, "gflops": 2 * gmac / seconds})
+                    seconds = median_seconds(forward, iterations, warmup, device)
+                    gmac = batch * facts[name]["conv_macs_per_clip"] / 1e9
+                    rows.append({"config": config, "threads": threads, "device": device, "embedder": name,
+                                 "format": fmt, "precision": precision, "batch": batch, "median_s": seconds,
+                                 "gmac": gmac, "gflops": 2 * gmac / seconds})
+    finally:
+        torch.set_num_threads(previous)
     base = rows[0]["median_s"]  # the classic embedder, contiguous, fp32: what the classic loop runs
     for r in rows:
         r["speedup"] = base / r["median_s"]

@@ -90,3 +90,11 @@ def test_embedders_match_vdsd_widths():
     facts = embedder_facts(5, 112, 16, [64, 128, 128])
     assert facts["reference"]["parameters"] == facts["hf_vdd"]["parameters"]
     assert facts["reference"]["embedding_dim"] == 128 * 4 * 2 * 2 and facts["hf_vdd"]["embedding_dim"] == 128
+
+
+def test_kernel_rows_leave_the_thread_count_as_they_found_it():
+    from hf_vdd.speed_kernels import kernel_rows
+
+    before = torch.get_num_threads()
+    rows = kernel_rows(2, 48, 4, [8, 16, 16], batch=2, threads=before + 1, device="cpu", iterations=1, warmup=0)
+    assert torch.get_num_threads() == before and {r["threads"] for r in rows} == {before + 1}
