@@ -19,6 +19,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser
 
+from .config_fields import check_fields
 from .data.loading import default_video_shape, load_video_dataset
 from .hub import check_models, check_push_settings, push_folder
 from .utils import (
@@ -101,6 +102,8 @@ def parse_args(*dataclass_types, argv: list[str] | None = None, runtime: bool = 
     parsed = list(parser.parse_args_into_dataclasses(args=argv))
     if runtime:
         parsed.pop().apply()
+    for args in parsed:  # numbers in range, choices among theirs: before any work
+        check_fields(args, prefix="--")
     check_models(*parsed)
     return parsed
 

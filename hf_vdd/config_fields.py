@@ -1,20 +1,61 @@
-"""What a dataclass config's fields declare, read in one place: the `choices` metadata every config (distillers,
-Latte fine-tuning, recipe flags) is checked against, and the defaults a checkpoint's run record carries."""
+"""What a dataclass config's fields declare, read in one place: the `choices` metadata and the numeric ranges every
+config (distillers, student training, Latte fine-tuning and generation, recipe flags) is checked against, and the
+defaults a checkpoint's run record carries."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, fields
 
 from .utils import HfVddError
 
+# The allowed values of numeric fields, by field name (the same name means the same thing in every config);
+# `None` is always allowed. A field's own `range` metadata overrides its entry. Written as intervals.
+_COUNTS = ("ipc", "vpc", "selection_runs", "full_steps", "batch_size", "batch_real", "epochs", "steps", "runs",
+           "log_every", "periodic_eval_steps", "num_selectors", "min_segment_frames", "fixed_resolution", "grid",
+           "top_k", "boxes_per_video", "track_frames", "candidates_per_class", "motion_frames", "pca_components",
+           "base_channels", "embed_dim", "channels", "hidden", "real_per_class", "kmeans_clusters",
+           "grad_shards", "shard_size", "num_inference_steps", "videos_per_class", "videos_per_class_pool",
+           "vst_epochs", "default_finetune_steps", "default_vae_steps", "default_encoder_steps", "num_frames",
+           "frame_size", "interval", "class_batch")
+_NON_NEGATIVE = ("seed", "iterations", "checkpointing_steps", "checkpoints_total_limit", "eval_every", "teacher_steps",
+                 "augment_strength", "alpha1", "alpha2", "lambda_div", "lambda_rep", "weight_decay", "max_grad_norm",
+                 "soft_label_weight", "early_stopping_patience", "region_samples", "vae_steps", "vae_decoder_steps",
+                 "kl_weight", "guidance_scale", "dataloader_num_workers", "cache_size")
+_RATES = ("lr", "lr_img", "pool_lr", "module_lr", "vae_lr")  # 0 is allowed: frozen, a diagnostic
+RANGES: dict[str, str] = {**dict.fromkeys(_COUNTS, "[1, inf)"), **dict.fromkeys(_NON_NEGATIVE, "[0, inf)"),
+                          **dict.fromkeys(_RATES, "[0, inf)"), "birch_threshold": "(0, inf)",
+                          **dict.fromkeys(("momentum", "pool_momentum", "ema_decay"), "[0, 1)"),
+                          **dict.fromkeys(("gamma", "detector_threshold", "temporal_augmentation", "caption_dropout"),
+                                          "[0, 1]"),
+                          **dict.fromkeys(("q_lr", "sta_min_fraction", "beta"), "(0, 1]"),
+                          "birch_branching_factor": "[2, inf)"}
 
-def check_choices(config, prefix: str = "") -> None:
-    """Refuse a dataclass field whose value is not among its `choices` metadata (`HfVddError` naming `prefix` + the
-    field: `--` for recipe flags)."""
+
+def _within(value, interval: str) -> bool:
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    return (low <= value if interval[0] == "[" else low < value) and (value <= high if interval[-1] == "]" else
+                                                                      value < high)
+
+
+def _phrase(interval: str) -> str:
+    """`[1, inf)` → `>= 1`, `(0, inf)` → `> 0`, a bounded interval as written."""
+    return f"{'>=' if interval[0] == '[' else '>'} {interval[1:].split(',')[0]}" if interval.endswith("inf)") else \
+        f"in {interval}"
+
+
+def check_fields(config, prefix: str = "") -> None:
+    """Refuse a dataclass field whose value is not among its `choices` metadata, or a number outside its range
+    (`range` metadata, else `RANGES` by name; NaN never passes): `HfVddError` naming `prefix` + the field (`--` for
+    recipe flags), the value and what is allowed."""
     for f in fields(config):
         choices, value = f.metadata.get("choices"), getattr(config, f.name)
         if choices and value not in choices:
             raise HfVddError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")
+        interval = f.metadata.get("range", RANGES.get(f.name))
+        if interval and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value) or not _within(value, interval):
+                raise HfVddError(f"{prefix}{f.name} must be {_phrase(interval)}, got {value!r}.")
 
 
 def config_defaults(config) -> dict:

@@ -24,12 +24,13 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, default_collate
 
+from .config_fields import check_fields
 from .data.decoding import normalize
 from .data.distilled import DistillationOutput, TensorVideoSet, region_tiles
 from .data.loading import VideoClassificationSet
 from .data.temporal import augment_each
 from .metrics import EvalReport, class_order, classification_metrics, summarize_runs  # noqa: F401 - re-exported
-from .models import build_student
+from .models import STUDENTS, build_student
 from .utils import HfVddError, derived_generator, hash32, progress, sample_seeds
 
 
@@ -37,7 +38,8 @@ from .utils import HfVddError, derived_generator, hash32, progress, sample_seeds
 class TrainConfig:
     """How a student is trained and tested (one config for every method)."""
 
-    student: str = field(default="convnet3d", metadata={"help": "Student architecture: convnet3d | videomae."})
+    student: str = field(default="convnet3d", metadata={"help": "Student architecture: convnet3d | videomae.",
+                                                         "choices": STUDENTS})
     student_pretrained: str | None = field(default=None, metadata={"help": "Hub id or folder to start from."})
     epochs: int | None = field(default=None, metadata={"help": "Epochs; default: enough epochs for `steps`."})
     steps: int = field(default=300, metadata={"help": "Optimisation steps when `epochs` is not given."})
@@ -80,6 +82,9 @@ class TrainConfig:
                 "CPU: a ConvNet3D step at 16x64x64 took 3.3 s instead of 4.1 s for 32 clips here). Changes results "
                 "in the last bits, so off by default."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bar on the main process."})
+
+    def __post_init__(self):
+        check_fields(self)  # counts >= 1, learning rates >= 0, fractions in [0, 1]: before any training
 
 
 # Evaluation protocols (`--protocol`): TrainConfig values of each paper; fields a paper does not state follow VDSD,

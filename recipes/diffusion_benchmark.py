@@ -24,6 +24,7 @@ from hf_vdd.diffusion import fit_videos
 from hf_vdd.diffusion.quality import pool_recognisability, real_like_pool
 from hf_vdd.diffusion.select import (
     NEEDS_ENCODER,
+    SELECTORS,
     DiffusionSelectArgs,
     build_pool,
     check_generation,
@@ -46,6 +47,13 @@ class BenchArgs:
         "help": "Also train the whole-pool, as-many-real-clips and full-real students and label the pool (false: the "
                 "selectors' rows only, e.g. to compare selectors or encoders on one pool)."})
     output_json: str | None = field(default=None, metadata={"help": "Write all results here."})
+
+    def __post_init__(self):  # while parsing flags: before the pool, the VAE or the encoder is made
+        unknown = [m for m in self.methods if m not in SELECTORS]
+        if unknown or not self.methods:
+            raise ValueError(f"--methods {unknown or '(none)'}: choose from {sorted(SELECTORS)}.")
+        if not self.vpcs or min(self.vpcs) < 1:
+            raise ValueError(f"--vpcs must be one or more numbers >= 1, got {self.vpcs}.")
 
 
 def main():

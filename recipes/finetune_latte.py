@@ -49,8 +49,10 @@ def main():
     stats = finetune_latte(pipe, train, config, output_dir=args.output_dir, accelerator=accelerator,
                            source=str(data.dataset))
     if accelerator.is_main_process:
-        print(f"wrote {args.output_dir} (loss {sum(stats['loss_first']) / len(stats['loss_first']):.3f} -> "
-              f"{sum(stats['loss_last']) / len(stats['loss_last']):.3f} in {stats['seconds']:.0f} s)")
+        first, last = stats["loss_first"], stats["loss_last"]  # empty when a resumed run had no steps left
+        losses = (f"loss {sum(first) / len(first):.3f} -> {sum(last) / len(last):.3f}" if first and last
+                  else "no new steps")
+        print(f"wrote {args.output_dir} ({losses} in {stats['seconds']:.0f} s)")
         if args.push_to_hub:
             print(f"pushed: {push_folder(args.output_dir, args.hub_repo_id, repo_type='model')}")
 

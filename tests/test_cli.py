@@ -226,3 +226,71 @@ def test_unknown_protocol_is_refused_before_any_work(run_recipe, tmp_path):
     _refused(run_recipe(*CORESET, "--output_dir", str(tmp_path / "x"), "--eval_runs", "1", "--protocol", "vdsdd",
                         check=False), "--protocol must be one of")
     assert not (tmp_path / "x").exists()
+
+
+def _outside(interval: str, kind) -> list:
+    """Values just outside `interval` (`RANGES` notation) for a field of type `kind`, NaN for floats."""
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    values = [low - 1 if interval[0] == "[" else low] + ([high if interval[-1] == ")" else high + 0.5]
+                                                         if high != float("inf") else [])
+    return [kind(v) for v in values if kind is float or float(v).is_integer()] + ([float("nan")] if kind is float
+                                                                                  else [])
+
+
+def _range_configs():
+    from hf_vdd.diffusion.latte_train import LatteFinetuneConfig
+    from hf_vdd.distillers import DISTILLERS
+    from hf_vdd.training import TrainConfig
+
+    return [TrainConfig, LatteFinetuneConfig] + sorted({c.config_class for c in DISTILLERS.values()},
+                                                        key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("config_class", _range_configs(), ids=lambda c: c.__name__)
+def test_numbers_out_of_range_are_refused_by_every_config(config_class):
+    """Every numeric field a config shares with `RANGES` (counts >= 1, learning rates >= 0, fractions in [0, 1],
+    seeds >= 0) is checked when the config is made, so a recipe refuses `--lr -1` while parsing flags, not after
+    decoding."""
+    from dataclasses import fields
+
+    from hf_vdd.config_fields import RANGES
+    from hf_vdd.utils import HfVddError
+
+    config_class()  # the defaults are in range
+    checked = 0
+    for f in fields(config_class):
+        if f.name not in RANGES or not f.init or "bool" in str(f.type) or f.metadata.get("choices"):
+            continue
+        kind = float if "float" in str(f.type) else int
+        for value in _outside(f.metadata.get("range", RANGES[f.name]), kind):
+            with pytest.raises(HfVddError, match=f"^{f.name} must be "):
+                config_class(**{f.name: value})
+            checked += 1
+    assert checked >= 3  # each config has several such fields: the table did not silently stop matching
+
+
+def test_out_of_range_flags_are_refused_before_any_work(run_recipe, tmp_path, capsys):
+    from hf_vdd.cli import DataArgs
+
+    with pytest.raises(ValueError, match="--interval must be >= 1, got 0"):  # recipe flags: the same table
+        parse_args(DataArgs, argv=["--interval", "0"], runtime=False)
+    res = run_recipe("recipes/dm.py", "--ipc", "1", "--lr_img", "-1", "--output_dir", str(tmp_path / "x"), check=False)
+    _refused(res, "lr_img must be >= 0, got -1")
+    assert not (tmp_path / "x").exists() and "DM:" not in res.stderr  # refused before the loop started
+    from hf_vdd.diffusion.pool import PoolConfig, generate_pool
+
+    with pytest.raises(ValueError, match="shard_size must be >= 1"):  # before the pipeline is touched
+        generate_pool(None, ["a"], tmp_path / "pool", PoolConfig(shard_size=0))
+    assert not (tmp_path / "pool").exists()
+
+
+def test_unknown_selectors_and_students_are_refused_before_any_work(run_recipe, tmp_path):
+    from hf_vdd.training import TrainConfig
+
+    res = run_recipe("recipes/diffusion_benchmark.py", "--methods", "tacdt", "nosuch", "--pool_dir",
+                     str(tmp_path / "pool"), check=False)  # before: it trained a VAE and a Latte first
+    _refused(res, "--methods ['nosuch']: choose from")
+    assert not (tmp_path / "pool").exists() and "VAE" not in res.stderr
+    _refused(run_recipe("recipes/diffusion_benchmark.py", "--vpcs", "0", check=False), "--vpcs must be")
+    with pytest.raises(ValueError, match="student must be one of"):  # a library user too, not only the flag
+        TrainConfig(student="resnet")

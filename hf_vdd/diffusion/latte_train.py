@@ -27,7 +27,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..checkpoints import resolve_checkpoint, save_state
-from ..config_fields import check_choices, config_defaults
+from ..config_fields import check_fields, config_defaults
 from ..utils import atomic_folder, progress
 from .latte_adaln import AdaLNLatteTransformer3DModel
 from .pool import CLASS_EMBEDS_FILE, DEFAULT_PROMPT_TEMPLATE, encode_prompts, unconditional_states
@@ -74,7 +74,7 @@ class LatteFinetuneConfig:
     seed: int = field(default=0, metadata={"help": "Seed."})
 
     def __post_init__(self):
-        check_choices(self)
+        check_fields(self)
         for name in ("steps", "vae_steps", "vae_decoder_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")

@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from accelerate.utils import gather_object
 from datasets import Array4D, ClassLabel, Dataset, Features, Value, concatenate_datasets
 
+from ..config_fields import check_fields
 from ..data.sources import shareable
 from ..utils import atomic_file, get_logger, precision_key, progress, runtime
 
@@ -281,6 +283,7 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
         accelerator: shards are strided over `accelerator.num_processes`; each process writes its own shards.
         class_embeds: optional learned `(C, L, D)` prompt embeddings (see `load_class_embeddings`).
     """
+    check_fields(config)  # counts >= 1, guidance >= 0, seed >= 0: before any generation
     check_generation_shape(config.frame_size, config.num_frames)
     video_length = pipe.transformer.config.video_length
     if video_length != config.num_frames:
@@ -327,13 +330,10 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     bar.close()
     seconds = time.perf_counter() - start
     stats = {"videos": made, "seconds": seconds, "shards_skipped": len(_shards(len(class_names), config)) - len(todo)}
+    stats_all = [stats]
     if accelerator is not None:
-        from accelerate.utils import gather_object
-
-        stats_all = gather_object([stats])
+        stats_all = gather_object(stats_all)
         accelerator.wait_for_everyone()
-    else:
-        stats_all = [stats]
     total = sum(st["videos"] for st in stats_all)
     wall = max(st["seconds"] for st in stats_all)
     manifest["generation"] = {"videos_generated": total, "wall_seconds": wall, "num_processes": world,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..config_fields import check_choices
+from ..config_fields import check_fields
 from ..utils import atomic_folder, get_logger, precision_key
 from .latte_train import PREDICTIONS, LatteFinetuneConfig, finetune_latte
 from .pool import (
@@ -96,7 +96,7 @@ class DiffusionSelectArgs:
             raise ValueError(f"--vpc must be >= 1, got {self.vpc}.")
         if self.selection_runs < 1:
             raise ValueError(f"--selection_runs must be >= 1, got {self.selection_runs}.")
-        check_choices(self, prefix="--")  # --default_prediction_type
+        check_fields(self, prefix="--")  # --default_prediction_type
         # Latte's shape rules, while parsing flags (the generator's own rules: check_generation)
         check_generation_shape(8 if self.pool_frame_size is None else self.pool_frame_size,
                                1 if self.pool_num_frames is None else self.pool_num_frames)

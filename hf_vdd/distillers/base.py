@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import ModelCard, ModelHubMixin
 
-from ..config_fields import check_choices, config_defaults
+from ..config_fields import check_fields, config_defaults
 from ..data.distilled import DistillationOutput, load_distilled
 from ..hub import render_distiller_card, resolve_folder, template_path, with_temp_folder
 from ..utils import HfVddError, atomic_folder
@@ -37,7 +37,7 @@ class DistillerConfig:
 
     def __post_init__(self):
         """Refuse bad settings when the config is made (recipes: while parsing flags, before any work)."""
-        check_choices(self)
+        check_fields(self)
         if self.ipc < 1:
             raise HfVddError(f"ipc must be >= 1, got {self.ipc}.")
         for name in ("iterations", "checkpointing_steps", "checkpoints_total_limit"):
