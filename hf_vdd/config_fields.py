@@ -46,16 +46,17 @@ def _phrase(interval: str) -> str:
 
 def check_fields(config, prefix: str = "") -> None:
     """Refuse a dataclass field whose value is not among its `choices` metadata, or a number outside its range
-    (`range` metadata, else `RANGES` by name; NaN never passes): `HfVddError` naming `prefix` + the field (`--` for
-    recipe flags), the value and what is allowed."""
+    (`range` metadata, else `RANGES` by name; each number of a list; NaN never passes): `HfVddError` naming
+    `prefix` + the field (`--` for recipe flags), the value and what is allowed."""
     for f in fields(config):
         choices, value = f.metadata.get("choices"), getattr(config, f.name)
         if choices and value not in choices:
             raise HfVddError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")
         interval = f.metadata.get("range", RANGES.get(f.name))
-        if interval and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isnan(value) or not _within(value, interval):
-                raise HfVddError(f"{prefix}{f.name} must be {_phrase(interval)}, got {value!r}.")
+        for number in value if isinstance(value, (list, tuple)) else [value]:  # a list flag: each of its numbers
+            if interval and isinstance(number, (int, float)) and not isinstance(number, bool):
+                if math.isnan(number) or not _within(number, interval):
+                    raise HfVddError(f"{prefix}{f.name} must be {_phrase(interval)}, got {value!r}.")
 
 
 def config_defaults(config) -> dict:

@@ -274,6 +274,8 @@ def test_out_of_range_flags_are_refused_before_any_work(run_recipe, tmp_path, ca
 
     with pytest.raises(ValueError, match="--interval must be >= 1, got 0"):  # recipe flags: the same table
         parse_args(DataArgs, argv=["--interval", "0"], runtime=False)
+    _refused(run_recipe("recipes/benchmark.py", "--methods", "random", "--ipc", "1", "0", "--output_dir",
+                        str(tmp_path / "b"), check=False), "--ipc must be >= 1, got [1, 0]")  # each number of a list
     res = run_recipe("recipes/dm.py", "--ipc", "1", "--lr_img", "-1", "--output_dir", str(tmp_path / "x"), check=False)
     _refused(res, "lr_img must be >= 0, got -1")
     assert not (tmp_path / "x").exists() and "DM:" not in res.stderr  # refused before the loop started
