@@ -74,10 +74,7 @@ class LatteFinetuneConfig:
     seed: int = field(default=0, metadata={"help": "Seed."})
 
     def __post_init__(self):
-        check_fields(self)
-        for name in ("steps", "vae_steps", "vae_decoder_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        check_fields(self)  # choices, and ranges (`config_fields.RANGES`: steps >= 1, vae_steps >= 0, ...)
         if self.zero_terminal_snr and self.prediction_type != "v_prediction":
             raise ValueError("zero_terminal_snr needs prediction_type 'v_prediction' (add --prediction_type "
                              "v_prediction): at zero SNR the noisiest step's input is the noise itself, so epsilon "

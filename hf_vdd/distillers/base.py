@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard, ModelHubMixin
 from ..config_fields import check_fields, config_defaults
 from ..data.distilled import DistillationOutput, load_distilled
 from ..hub import render_distiller_card, resolve_folder, template_path, with_temp_folder
-from ..utils import HfVddError, atomic_folder
+from ..utils import atomic_folder
 from ..version import __version__
 
 DISTILLER_FILE = "distiller.json"  # written by `Distiller.save_pretrained` only: the marker of its folders
@@ -37,12 +37,7 @@ class DistillerConfig:
 
     def __post_init__(self):
         """Refuse bad settings when the config is made (recipes: while parsing flags, before any work)."""
-        check_fields(self)
-        if self.ipc < 1:
-            raise HfVddError(f"ipc must be >= 1, got {self.ipc}.")
-        for name in ("iterations", "checkpointing_steps", "checkpoints_total_limit"):
-            if getattr(self, name, 0) < 0:
-                raise HfVddError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        check_fields(self)  # choices, and ranges (`config_fields.RANGES`: ipc >= 1, iterations >= 0, ...)
 
     def to_dict(self) -> dict:
         return asdict(self)
