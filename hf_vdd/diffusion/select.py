@@ -92,11 +92,7 @@ class DiffusionSelectArgs:
     def __post_init__(self):
         if self.selector not in SELECTORS:
             raise ValueError(f"--selector must be one of {sorted(SELECTORS)}, got '{self.selector}'.")
-        if self.vpc <= 0:
-            raise ValueError(f"--vpc must be >= 1, got {self.vpc}.")
-        if self.selection_runs < 1:
-            raise ValueError(f"--selection_runs must be >= 1, got {self.selection_runs}.")
-        check_fields(self, prefix="--")  # --default_prediction_type
+        check_fields(self, prefix="--")  # --default_prediction_type; --vpc, --selection_runs >= 1 (RANGES)
         # Latte's shape rules, while parsing flags (the generator's own rules: check_generation)
         check_generation_shape(8 if self.pool_frame_size is None else self.pool_frame_size,
                                1 if self.pool_num_frames is None else self.pool_num_frames)
