@@ -4,7 +4,10 @@ defaults a checkpoint's run record carries."""
 
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
+import os
 from dataclasses import MISSING, fields
 
 from .utils import HfVddError
@@ -44,11 +47,50 @@ def _phrase(interval: str) -> str:
         f"in {interval}"
 
 
+_KINDS = {  # a field's declared scalar type → what its values may be, and the phrase for the message
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, (bool, numbers.Integral)) and v in (0, 1), "true or false"),
+    "str": (lambda v: isinstance(v, (str, os.PathLike)), "a string"),
+}
+
+
+def _declared(cls: type, name: str) -> str:
+    """Field `name`'s annotation as written (`int | None`), from the class itself: `HfArgumentParser` rewrites a
+    parsed dataclass's `Field.type` (`int | None` becomes `int`), so `f.type` may no longer say `None` is allowed."""
+    annotation = next((inspect.get_annotations(k)[name] for k in cls.__mro__
+                       if name in inspect.get_annotations(k)), "")
+    if isinstance(annotation, type):
+        return annotation.__name__
+    text = str(annotation).replace(" ", "").replace("typing.", "")
+    return f"{text[9:-1]}|None" if text.startswith("Optional[") else text
+
+
+def _check_kind(config, f, prefix: str) -> None:
+    """Refuse a value of the wrong kind for a field declared `int`, `float`, `bool` or `str` (optionally `| None`,
+    or `list[...]` of them), before it fails deep inside the work: `ipc=2.5` or `ipc="5"` (a YAML quirk)."""
+    declared, value = _declared(type(config), f.name), getattr(config, f.name)
+    optional = declared.endswith("|None")
+    declared = declared.removesuffix("|None")
+    many = declared.startswith("list[") and declared.endswith("]")
+    kind = _KINDS.get(declared[5:-1] if many else declared)
+    if kind is None or (value is None and optional):
+        return
+    ok, phrase = kind
+    if many and not (isinstance(value, (list, tuple)) and all(ok(v) for v in value)):
+        raise HfVddError(f"{prefix}{f.name} must be a list of {phrase.removeprefix('a ').removeprefix('an ')}s, "
+                         f"got {value!r}.")
+    if not many and not ok(value):
+        raise HfVddError(f"{prefix}{f.name} must be {phrase}, got {value!r} ({type(value).__name__}).")
+
+
 def check_fields(config, prefix: str = "") -> None:
-    """Refuse a dataclass field whose value is not among its `choices` metadata, or a number outside its range
-    (`range` metadata, else `RANGES` by name; each number of a list; NaN never passes): `HfVddError` naming
-    `prefix` + the field (`--` for recipe flags), the value and what is allowed."""
+    """Refuse a dataclass field whose value is not of its declared kind (`int`, `float`, `bool`, `str`, a list of
+    them), not among its `choices` metadata, or a number outside its range (`range` metadata, else `RANGES` by name;
+    each number of a list; NaN never passes): `HfVddError` naming `prefix` + the field (`--` for recipe flags), the
+    value and what is allowed."""
     for f in fields(config):
+        _check_kind(config, f, prefix)
         choices, value = f.metadata.get("choices"), getattr(config, f.name)
         if choices and value not in choices:
             raise HfVddError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")

@@ -343,6 +343,12 @@ def evaluate_distilled(train_data, test_set: VideoClassificationSet, config: Tra
         on_run: optional `on_run(runs)`, called after each newly trained run with every run so far (to keep them).
     """
     config = config or TrainConfig()
+    if not isinstance(test_set, VideoClassificationSet):
+        raise TypeError(f"test_set must be a VideoClassificationSet, got {type(test_set).__name__}: pass "
+                        f"hf_vdd.load_video_dataset(<source>, 'test', num_frames=..., frame_size=...).")
+    if not isinstance(train_data, (DistillationOutput, TensorVideoSet, VideoClassificationSet)):
+        raise TypeError(f"train_data must be a DistillationOutput, TensorVideoSet or VideoClassificationSet, got "
+                        f"{type(train_data).__name__}: pass a distiller's output or hf_vdd.load_distilled(<folder>).")
     accelerator = make_accelerator(accelerator)
     train_data = _align_classes(train_data, test_set.class_names)
     if isinstance(train_data, DistillationOutput):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -267,6 +268,64 @@ def test_numbers_out_of_range_are_refused_by_every_config(config_class):
                 config_class(**{f.name: value})
             checked += 1
     assert checked >= 3  # each config has several such fields: the table did not silently stop matching
+
+
+@pytest.mark.parametrize("config_class", _range_configs(), ids=lambda c: c.__name__)
+def test_values_of_the_wrong_kind_are_refused_by_every_config(config_class):
+    """A library user's `ipc=2.5`, a YAML config's `lr: "1e-3"` (a string: YAML reads no exponent without a dot) or
+    `steps: 5.0` is refused with the field named when the config is made, not deep inside the work; an int is a
+    valid float and `None` stays valid where the field allows it."""
+    from dataclasses import fields
+
+    from hf_vdd.config_fields import _declared
+    from hf_vdd.utils import HfVddError
+
+    wrong = {"int": [2.5, "5", True], "float": ["1e-3"], "bool": ["yes", 2], "str": [5]}
+    checked = 0
+    for f in fields(config_class):
+        declared = _declared(config_class, f.name)
+        if not f.init or f.metadata.get("choices") or declared.removesuffix("|None") not in wrong:
+            continue
+        for value in wrong[declared.removesuffix("|None")]:
+            with pytest.raises(HfVddError, match=f"^{f.name} must be .*got {re.escape(repr(value))}"):
+                config_class(**{f.name: value})
+            checked += 1
+        if declared == "float" and float(f.default).is_integer():
+            config_class(**{f.name: int(f.default)})  # an int is a float
+        if declared.endswith("|None"):
+            config_class(**{f.name: None})
+    assert checked >= 5
+
+
+def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy):
+    """Distillers, evaluation and `build_student` name what they take, where they used to fail with an
+    AttributeError from inside."""
+    import hf_vdd
+
+    train, test = (hf_vdd.load_video_dataset(tiny_toy, s, num_frames=4, frame_size=16) for s in ("train", "test"))
+    with pytest.raises(TypeError, match="distils a VideoClassificationSet, got list: pass hf_vdd.load_video_dataset"):
+        hf_vdd.RandomSelection(ipc=1)([1, 2, 3])
+    out = hf_vdd.RandomSelection(ipc=1, seed=0)(train)
+    with pytest.raises(TypeError, match="test_set must be a VideoClassificationSet, got list"):
+        hf_vdd.evaluate_distilled(out, [1, 2])
+    with pytest.raises(TypeError, match="train_data must be a DistillationOutput, TensorVideoSet or"):
+        hf_vdd.evaluate_distilled(None, test)
+    with pytest.raises(ValueError, match="num_classes, num_frames and frame_size must be >= 1, got 0"):
+        hf_vdd.build_student("convnet3d", 0, 8, 32)
+
+
+def test_a_validation_split_is_never_read_from_test():
+    """`test` falls back to `validation` (the papers' Kinetics and SSv2 test on it); asking for `validation` must
+    not silently give the test split, or a user tuning on it would tune on test."""
+    from datasets import Dataset, DatasetDict
+
+    from hf_vdd.data.sources import _pick_split
+
+    data = DatasetDict({"train": Dataset.from_dict({"x": [0]}), "test": Dataset.from_dict({"x": [1]})})
+    with pytest.raises(ValueError, match="Split 'validation' not found; available splits: \\['train', 'test'\\]"):
+        _pick_split(data, "validation")
+    assert _pick_split(DatasetDict({"val": data["test"]}), "validation")["x"] == [1]
+    assert _pick_split(DatasetDict({"validation": data["test"]}), "test")["x"] == [1]
 
 
 def test_out_of_range_flags_are_refused_before_any_work(run_recipe, tmp_path, capsys):

@@ -103,7 +103,7 @@ def _pick_split(data: DatasetDict | Dataset, split: str | None) -> Dataset:
         raise ValueError(f"split=None needs a single Dataset; this source has splits {list(data)}.")
     if split in data:
         return data[split]
-    aliases = {"test": ("validation", "val"), "validation": ("test", "val"), "train": ()}
+    aliases = {"test": ("validation", "val"), "validation": ("val",), "train": ()}  # never test for validation
     for alias in aliases.get(split, ()):
         if alias in data:
             return data[alias]

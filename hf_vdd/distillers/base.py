@@ -171,6 +171,9 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
             resolve_checkpoint(resume, self.config.checkpoint_dir, self.run_fingerprint(train_set))
 
     def check_ipc(self, train_set) -> None:
+        if not all(hasattr(train_set, a) for a in ("labels", "class_names", "num_frames", "frame_size")):
+            raise TypeError(f"{type(self).__name__} distils a VideoClassificationSet, got {type(train_set).__name__}: "
+                            f"pass hf_vdd.load_video_dataset(<source>, 'train', num_frames=..., frame_size=...).")
         counts = np.bincount(train_set.labels, minlength=train_set.num_classes)
         small = [(train_set.class_names[c], int(n)) for c, n in enumerate(counts) if n < self.config.ipc]
         if small:
