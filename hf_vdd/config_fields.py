@@ -20,7 +20,7 @@ _COUNTS = ("ipc", "vpc", "selection_runs", "full_steps", "batch_size", "batch_re
            "base_channels", "embed_dim", "channels", "hidden", "real_per_class", "kmeans_clusters",
            "grad_shards", "shard_size", "num_inference_steps", "videos_per_class", "videos_per_class_pool",
            "vst_epochs", "default_finetune_steps", "default_vae_steps", "default_encoder_steps", "num_frames",
-           "frame_size", "interval", "class_batch")
+           "frame_size", "interval", "class_batch", "policy_steps")
 _NON_NEGATIVE = ("seed", "iterations", "checkpointing_steps", "checkpoints_total_limit", "eval_every", "teacher_steps",
                  "augment_strength", "alpha1", "alpha2", "lambda_div", "lambda_rep", "weight_decay", "max_grad_norm",
                  "soft_label_weight", "early_stopping_patience", "region_samples", "vae_steps", "vae_decoder_steps",
@@ -29,7 +29,8 @@ _RATES = ("lr", "lr_img", "pool_lr", "module_lr", "vae_lr")  # 0 is allowed: fro
 RANGES: dict[str, str] = {**dict.fromkeys(_COUNTS, "[1, inf)"), **dict.fromkeys(_NON_NEGATIVE, "[0, inf)"),
                           **dict.fromkeys(_RATES, "[0, inf)"), "birch_threshold": "(0, inf)",
                           **dict.fromkeys(("momentum", "pool_momentum", "ema_decay"), "[0, 1)"),
-                          **dict.fromkeys(("gamma", "detector_threshold", "temporal_augmentation", "caption_dropout"),
+                          **dict.fromkeys(("gamma", "detector_threshold", "temporal_augmentation", "caption_dropout",
+                                           "epsilon_start", "epsilon_end"),
                                           "[0, 1]"),
                           **dict.fromkeys(("q_lr", "sta_min_fraction", "beta"), "(0, 1]"),
                           "birch_branching_factor": "[2, inf)"}

@@ -227,6 +227,8 @@ def train_student(model: torch.nn.Module, train_set: Dataset, config: TrainConfi
     back-propagates its slices, and the gradients add up to the global batch mean; dropout masks and clip starts
     are functions of `(seed, step or epoch, sample index)`. With `grad_shards` processes the sum is the very one
     a single process computes slice by slice, so the students are bit-identical."""
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty: a student needs at least one video.")
     accelerator = make_accelerator(accelerator)
     set_seed(seed)
     world, rank = accelerator.num_processes, accelerator.process_index

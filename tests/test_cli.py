@@ -297,7 +297,7 @@ def test_values_of_the_wrong_kind_are_refused_by_every_config(config_class):
     assert checked >= 5
 
 
-def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy):
+def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy, tmp_path):
     """Distillers, evaluation and `build_student` name what they take, where they used to fail with an
     AttributeError from inside."""
     import hf_vdd
@@ -305,6 +305,8 @@ def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy):
     train, test = (hf_vdd.load_video_dataset(tiny_toy, s, num_frames=4, frame_size=16) for s in ("train", "test"))
     with pytest.raises(TypeError, match="distils a VideoClassificationSet, got list: pass hf_vdd.load_video_dataset"):
         hf_vdd.RandomSelection(ipc=1)([1, 2, 3])
+    with pytest.raises(TypeError, match="TACDTSelector selects from a generation pool, got VideoClassificationSet"):
+        hf_vdd.TACDTSelector(ipc=1)(train)  # before: an AttributeError ('videos')
     out = hf_vdd.RandomSelection(ipc=1, seed=0)(train)
     with pytest.raises(TypeError, match="test_set must be a VideoClassificationSet, got list"):
         hf_vdd.evaluate_distilled(out, [1, 2])
@@ -312,6 +314,37 @@ def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy):
         hf_vdd.evaluate_distilled(None, test)
     with pytest.raises(ValueError, match="num_classes, num_frames and frame_size must be >= 1, got 0"):
         hf_vdd.build_student("convnet3d", 0, 8, 32)
+    videos = torch.rand(2, 4, 3, 16, 16)
+    assert hf_vdd.TensorVideoSet(videos, torch.tensor([0.0, 1.0])).labels.dtype == torch.long  # whole floats: ids
+    for labels in (torch.tensor([0.5, 1.0]), torch.tensor([-1, 1])):  # before: cast to 0, or an IndexError later
+        with pytest.raises(ValueError, match="labels must be class indices"):
+            hf_vdd.TensorVideoSet(videos, labels)
+    with pytest.raises(ValueError, match=r"integers in \[0, 2\)\), got torch.int64 values from 0 to 2"):
+        hf_vdd.TensorVideoSet(videos, torch.tensor([0, 2]), class_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"integers in \[0, 2\)\), got torch.int64 values from 0 to 3"):
+        DistillationOutput(videos=videos, labels=[0, 3], class_names=["a", "b"], method="mine", ipc=1)
+    with pytest.raises(ValueError, match="one \\(C, H, W\\) for all"):  # before: an error only when saved
+        DistillationOutput(videos=[videos[0], videos[1, :, :, :8]], labels=[0, 1], class_names=["a", "b"],
+                           method="mine", ipc=1)
+    with pytest.raises(ValueError, match="a set needs at least one"):  # before: an IndexError
+        DistillationOutput(videos=[], labels=[], class_names=["a"], method="mine", ipc=1)
+    with pytest.raises(ValueError, match="train_set is empty"):  # before: torch's sampler error
+        hf_vdd.train_student(hf_vdd.build_student("convnet3d", 3, 4, 16),
+                             hf_vdd.TensorVideoSet(videos[:0], torch.zeros(0, dtype=torch.long)),
+                             hf_vdd.TrainConfig(steps=1), 0)
+    hf_vdd.get_distiller("dm")(ipc=1, iterations=1).save_pretrained(tmp_path / "dm")
+    with pytest.raises(ValueError, match="holds a 'dm' distiller, not 'herding': load it with "
+                                         "hf_vdd.get_distiller\\('dm'\\)"):  # before: a Herding with DM's settings
+        hf_vdd.Herding.from_pretrained(tmp_path / "dm")
+    from hf_vdd.diffusion.pool import PoolConfig, generate_pool
+
+    with pytest.raises(ValueError, match="Could not load the Latte generator"):  # a folder is loaded (was: 'str'
+        generate_pool(str(tmp_path / "nosuch"), ["a"], tmp_path / "pool", PoolConfig())  # has no .transformer)
+    assert not (tmp_path / "pool").exists()
+    out.save(tmp_path / "set")
+    shutil.rmtree(tmp_path / "set" / "data")
+    with pytest.raises(ValueError, match="has distillation.json but no data/train-\\*.parquet: the folder is damaged"):
+        hf_vdd.load_distilled(tmp_path / "set")
 
 
 def test_a_validation_split_is_never_read_from_test():

@@ -74,12 +74,14 @@ class DistillationOutput:
 
     def __post_init__(self):
         self.source = shareable(str(self.source))  # a local folder by its name, never the machine's path
-        self.labels = torch.as_tensor(self.labels, dtype=torch.long)
-        if len(self.videos) != len(self.labels):
-            raise ValueError(f"{len(self.videos)} videos but {len(self.labels)} labels.")
+        self.labels = TensorVideoSet.class_indices(self.labels, len(self.class_names))
+        if len(self.videos) != len(self.labels) or not len(self.labels):
+            raise ValueError(f"{len(self.videos)} videos but {len(self.labels)} labels (a set needs at least one).")
         first = self.videos[0]
-        if first.ndim != 4:
-            raise ValueError(f"Each distilled video must be (T, C, H, W), got {tuple(first.shape)}.")
+        shapes = {tuple(v.shape[1:]) for v in self.videos}
+        if first.ndim != 4 or len(shapes) > 1 or any(v.ndim != 4 for v in self.videos):
+            raise ValueError(f"Each distilled video must be (T, C, H, W) with one (C, H, W) for all, got "
+                             f"{tuple(first.shape)} and frames {sorted(shapes)[:3]}.")
         self.frame_size = self.frame_size or int(first.shape[-1])
         self.num_frames = self.num_frames or max(int(v.shape[0]) for v in self.videos)
 
@@ -115,6 +117,8 @@ class DistillationOutput:
     def expanded_videos(self, num_frames: int | None = None) -> torch.Tensor:
         """`(N, T, C, H, W)` float pixel-space videos, each row expanded to `num_frames` by interleave-repeat."""
         t = num_frames or self.num_frames
+        if t < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
         out = [interleave_repeat(v, t, dim=0) for v in self.videos]
         out = [v.float() / 255.0 if v.dtype == torch.uint8 else v.float() for v in out]
         return torch.stack(out)
@@ -287,6 +291,9 @@ def load_distilled(id_or_dir: str | os.PathLike, revision: str | None = None) ->
             raise FileNotFoundError(f"{path} is not a distilled set: distillation.json is missing. Write one with "
                                     f"DistillationOutput.save().")
         meta = _read_meta(meta_file, path)
+        if not any((path / "data").glob("train-*.parquet")):
+            raise HfVddError(f"{path} has distillation.json but no data/train-*.parquet: the folder is damaged; "
+                             f"write it again with DistillationOutput.save().")
         ds = load_dataset(str(path), split="train")
     else:
         if str(id_or_dir).startswith((".", "/", "~")) or str(id_or_dir).count("/") != 1:
@@ -328,8 +335,21 @@ class TensorVideoSet(TorchDataset):
             raise ValueError(f"videos must be (N, T, C, H, W), got {tuple(videos.shape)}.")
         if len(videos) != len(labels):
             raise ValueError(f"{len(videos)} videos but {len(labels)} labels.")
-        self.videos, self.labels, self.soft_labels = videos, torch.as_tensor(labels).long(), soft_labels
-        self.class_names = class_names
+        if soft_labels is not None and len(soft_labels) != len(videos):
+            raise ValueError(f"{len(videos)} videos but {len(soft_labels)} soft labels.")
+        labels = self.class_indices(labels, len(class_names) if class_names is not None else None)
+        self.videos, self.labels, self.soft_labels, self.class_names = videos, labels, soft_labels, class_names
+
+    @staticmethod
+    def class_indices(labels, num_classes: int | None) -> torch.Tensor:
+        """`labels` as int64 class ids, refused unless whole numbers in [0, num_classes) (a label of 0.5 used to be
+        cast to 0, a negative one to fail inside the loss)."""
+        labels = torch.as_tensor(labels)
+        if len(labels) and ((labels != labels.round()).any() or labels.min() < 0 or (num_classes is not None and
+                                                                                     labels.max() >= num_classes)):
+            raise ValueError(f"labels must be class indices (integers in [0, {num_classes or 'num_classes'})), got "
+                             f"{labels.dtype} values from {labels.min().item()} to {labels.max().item()}.")
+        return labels.long()
 
     def __len__(self):
         return len(self.videos)

@@ -124,8 +124,7 @@ def load_class_embeddings(folder: str | os.PathLike | None) -> tuple[list[str], 
 
 @torch.no_grad()
 def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
-    """`(N, L, D)` text-encoder states of `prompts` (what Latte's cross-attention sees), on the text encoder's
-    device."""
+    """`(N, L, D)` text-encoder states of `prompts` (what Latte's cross-attention sees), on its device."""
     emb, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=pipe.text_encoder.device,
                                 clean_caption=False)
     return emb
@@ -278,13 +277,14 @@ def generate_pool(pipe, class_names: list[str], pool_dir: str | os.PathLike, con
     """Generate (or complete) the pool at `pool_dir`; returns the manifest with throughput stats.
 
     Args:
-        pipe: a `LattePipeline` (`video_length` = `config.num_frames`).
+        pipe: a `LattePipeline` (`video_length` = `config.num_frames`), or its folder / Hub id (`load_latte`).
         class_names: the source dataset's classes (label `c` is prompted with `config.prompt_template`).
         accelerator: shards are strided over `accelerator.num_processes`; each process writes its own shards.
         class_embeds: optional learned `(C, L, D)` prompt embeddings (see `load_class_embeddings`).
     """
     check_fields(config)  # counts >= 1, guidance >= 0, seed >= 0: before any generation
     check_generation_shape(config.frame_size, config.num_frames)
+    pipe = load_latte(pipe) if isinstance(pipe, (str, os.PathLike)) else pipe  # (a str had no `.transformer`)
     video_length = pipe.transformer.config.video_length
     if video_length != config.num_frames:
         raise ValueError(f"The generator makes {video_length}-frame videos (transformer video_length) but "

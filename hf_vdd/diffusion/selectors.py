@@ -52,6 +52,9 @@ class _PoolSelector(Distiller):
         return None
 
     def check_pool(self, pool: VideoPool) -> None:
+        if not isinstance(pool, VideoPool):
+            raise TypeError(f"{type(self).__name__} selects from a generation pool, got {type(pool).__name__}: pass "
+                            f"hf_vdd.diffusion.load_pool(<pool_dir>) (to select real clips: Herding, KCenter).")
         counts = np.bincount(pool.labels, minlength=pool.num_classes)
         if counts.min() < self.config.ipc:
             raise ValueError(f"--vpc {self.config.ipc} is larger than the pool's {int(counts.min())} videos per class "

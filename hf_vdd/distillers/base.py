@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard, ModelHubMixin
 from ..config_fields import check_fields, config_defaults
 from ..data.distilled import DistillationOutput, load_distilled
 from ..hub import render_distiller_card, resolve_folder, template_path, with_temp_folder
-from ..utils import atomic_folder
+from ..utils import HfVddError, atomic_folder
 from ..version import __version__
 
 DISTILLER_FILE = "distiller.json"  # written by `Distiller.save_pretrained` only: the marker of its folders
@@ -125,11 +125,14 @@ class Distiller(ModelHubMixin, library_name="hf_vdd", tags=["hf_vdd", "dataset-d
         if not (folder / DISTILLER_FILE).is_file() or not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder} has no {DISTILLER_FILE}/config.json: it was not written by "
                                     f"{cls.__name__}.save_pretrained.")
+        facts = json.loads((folder / DISTILLER_FILE).read_text())
+        if cls.name != "base" and facts.get("method") != cls.name:
+            raise HfVddError(f"{folder} holds a '{facts.get('method')}' distiller, not '{cls.name}': load it with "
+                             f"hf_vdd.get_distiller('{facts.get('method')}').from_pretrained(...).")
         known = {f.name for f in fields(cls.config_class)}
         config = cls.config_class(**{k: v for k, v in json.loads((folder / "config.json").read_text()).items()
                                      if k in known})
         distiller = cls(config, **kwargs)
-        facts = json.loads((folder / DISTILLER_FILE).read_text())
         distiller.source, distiller.class_names = facts["source"], facts["class_names"]
         distiller.video_shape = (facts["num_frames"], facts["frame_size"])
         distiller.load_parts(folder)

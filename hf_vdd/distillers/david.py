@@ -121,13 +121,6 @@ class DAViDConfig(DMConfig):
         super().__post_init__()
         if not self.resolutions or min(self.resolutions) < 1:
             raise HfVddError(f"resolutions must be positive integers, got {self.resolutions}.")
-        if not 0 < self.beta <= 1:
-            raise HfVddError(f"beta must be in (0, 1], got {self.beta}.")
-        if self.policy_steps is not None and self.policy_steps < 1:
-            raise HfVddError(f"policy_steps must be >= 1, got {self.policy_steps}.")
-        if not (0 <= self.epsilon_end <= 1 and 0 <= self.epsilon_start <= 1):
-            raise HfVddError(f"epsilon_start and epsilon_end must be in [0, 1], got {self.epsilon_start} and "
-                             f"{self.epsilon_end}.")
 
 
 def temporal_partition(videos: torch.Tensor, resolution: int, num_frames: int) -> torch.Tensor:
@@ -148,14 +141,15 @@ class DAViDDistiller(TemporalPolicy, DMDistiller):
     resume_free_fields = tuple(f for f in DMDistiller.resume_free_fields if f != "iterations")
 
     def __init__(self, config=None, teacher: Teacher | None = None, **kwargs):
+        if isinstance(teacher, (str, Path)):  # a folder or Hub id: the config's `teacher`, loaded when distilling
+            kwargs, teacher = kwargs | {"teacher": str(teacher)}, None
         super().__init__(config, **kwargs)
         self.teacher = teacher
         self.q_tables: dict[int, list[list[float]]] = {}
         self.visits: dict[int, list[list[int]]] = {}
         self.chosen: dict[int, int] = {}
         self.rewards: list[dict] = []
-        self.acts: list[int] = []
-        self.video_shape: tuple[int, int] = (0, 0)
+        self.acts: list[int] = []  # (self.video_shape: Distiller's)
 
     def actions(self, num_frames: int) -> list[int]:
         return sorted({min(a, num_frames) for a in self.config.resolutions})

@@ -211,7 +211,7 @@ def test_fixed_resolution_and_errors(train_set, teacher):
         DAViDConfig(scope="global")
     with pytest.raises(ValueError, match="beta must be"):
         DAViDConfig(beta=0)
-    with pytest.raises(ValueError, match="epsilon_start and epsilon_end must be in"):
+    with pytest.raises(ValueError, match=r"epsilon_end must be in \[0, 1\], got 1.5"):
         DAViDConfig(epsilon_end=1.5)
     with pytest.raises(ValueError, match="policy_steps must be"):
         DAViDConfig(policy_steps=0)
@@ -245,3 +245,7 @@ def test_videomae_teacher_over_other_labels_is_probed_and_carded(train_set, tmp_
     assert "a linear probe" in (tmp_path / "set" / "README.md").read_text()
     with pytest.raises(ValueError, match="teacher_head='probe'"):
         DAViDDistiller(DAViDConfig(**cfg, teacher_head="error"))(train_set)
+    # `teacher=<folder>` as a keyword is the config's teacher, as for every other setting (it was taken for a
+    # loaded Teacher and failed with an AttributeError once the search began)
+    cfg.pop("teacher")
+    assert DAViDDistiller(**cfg, teacher=tmp_path / "mae").config.teacher == str(tmp_path / "mae")
