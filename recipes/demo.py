@@ -1,4 +1,4 @@
-"""`make demo`: distil toy-actions with the best available method, evaluate against the full-data upper bound.
+"""`make demo`: distil toy-actions with Herding (seconds), evaluate against the full-data upper bound.
 
     python recipes/demo.py                       # writes outputs/toy-actions-ipc5-<method>/ and prints a table
 """
@@ -15,7 +15,8 @@ from hf_vdd.utils import check_output_dir
 
 @dataclass
 class DemoArgs:
-    method: str = field(default="herding", metadata={"help": "Distiller (the best measured one: see README)."})
+    method: str = field(default="herding", metadata={
+        "help": "Distiller (Herding: the best that runs in seconds; README, 'Which method should I use?')."})
     ipc: int = field(default=5, metadata={"help": "Instances per class."})
     runs: int = field(default=2, metadata={"help": "Evaluation runs of the distilled set."})
     full_runs: int = field(default=1, metadata={"help": "Evaluation runs of the full-data upper bound."})
