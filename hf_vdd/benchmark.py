@@ -200,6 +200,9 @@ def load_records(out: Path, force: bool = False) -> list[dict]:
 
 def check_overrides(overrides: dict, methods: list[str]) -> None:
     """Fail before any work on an override key that is not in --methods or a field its config does not have."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--overrides must be a JSON object of methods, e.g. '{{\"dm\": {{\"iterations\": 200}}}}', "
+                         f"got {json.dumps(overrides)[:80]}.")
     train_fields = {f.name for f in fields(TrainConfig)}
     for method, kwargs in overrides.items():
         if method not in methods:
@@ -215,6 +218,9 @@ def check_overrides(overrides: dict, methods: list[str]) -> None:
             raise ValueError(f"--overrides['{method}'] has unknown field(s) {bad}; the distiller config takes "
                              f"{sorted(config_fields)} and 'train' takes TrainConfig fields {sorted(train_fields)}.")
         check_models(kwargs, kwargs.get("train", {}))
+        TrainConfig(**kwargs.get("train", {}))  # each value's kind and range, before any work (as the flags')
+        if config_fields:
+            get_distiller(method.split("@")[0]).config_class(**{k: v for k, v in kwargs.items() if k != "train"})
 
 
 def effective(config) -> dict:

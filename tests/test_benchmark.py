@@ -240,6 +240,10 @@ def test_realism_tracks_once_for_both_ipcs(tmp_path, run_recipe, monkeypatch):
     ('{"random": {"seed": 1}}', "key 'random', which is not in --methods ['dm']"),
     ('{"dm": {"train": {"student_pretrained": "./no-such-student"}}}',
      "--student_pretrained ./no-such-student: no such folder"),
+    ('["dm"]', "--overrides must be a JSON object of methods"),  # was an AttributeError traceback
+    ('{"dm": {"iterations": "200"}}', "iterations must be an integer, got '200' (str)"),  # was: failed in the loop
+    ('{"dm": {"lr_img": -1, "train": {"lr": 0.01}}}', "lr_img must be >= 0, got -1"),  # was: after the folder
+    ('{"dm": {"train": {"runs": 0}}}', "runs must be >= 1, got 0"),
 ])
 def test_benchmark_rejects_bad_overrides_before_any_work(tmp_path, run_recipe, overrides, message):
     out = tmp_path / "bench"
