@@ -58,9 +58,16 @@ def test_wrong_array_shape():
         load_video_dataset(ds, num_frames=2, frame_size=8)
 
 
-@pytest.mark.parametrize("kwargs", [{"frame_size": 0}, {"num_frames": -1}])
-def test_non_positive_sizes(tiny_toy, kwargs):
-    with pytest.raises(ValueError, match="must be > 0"):
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frame_size": 0}, "frame_size must be an integer >= 1, got 0"),
+    ({"num_frames": -1}, "num_frames must be an integer >= 1, got -1"),
+    ({"num_frames": 2.5}, "num_frames must be an integer >= 1, got 2.5"),  # was: a TypeError inside the sampler
+    ({"frame_size": "32"}, "frame_size must be an integer >= 1, got '32'"),  # was: a TypeError in a comparison
+    ({"interval": 1.5}, "interval must be an integer >= 1, got 1.5"),
+    ({"cache_size": -1}, r"cache_size must be an integer >= 0 \(0 = no cache\), got -1"),
+])
+def test_bad_sampling_settings_are_refused_before_reading(tiny_toy, kwargs, message):
+    with pytest.raises(ValueError, match=message):
         load_video_dataset(tiny_toy, **kwargs)
 
 
