@@ -26,6 +26,7 @@ one `ClassStates` object registered with `register_for_checkpointing` on a dedic
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from accelerate.utils import recursively_apply, send_to_device
 
 from ..checkpoints import Checkpointer
 from ..data.streaming import PrefetchingClassSampler
-from ..utils import get_logger, precision_key, progress, runtime, seconds_since
+from ..utils import HfVddError, get_logger, precision_key, progress, runtime, seconds_since
 from .matching import fresh_embedder, gather_classes, process_classes
 
 logger = get_logger(__name__)
@@ -45,7 +46,7 @@ class ClassParallelEngine:
     """`engine = ClassParallelEngine(distiller, train_set, accelerator, desc)`; `engine.loop(range, step, state)`."""
 
     def __init__(self, distiller, train_set, accelerator=None, desc: str = "distil", total: int | None = None):
-        self.config, self.accelerator = distiller.config, accelerator
+        self.config, self.accelerator, self.desc = distiller.config, accelerator, desc
         self.num_classes = train_set.num_classes
         self.classes, self.world = process_classes(self.num_classes, accelerator)
         self.run = distiller.run_fingerprint(train_set)
@@ -152,6 +153,11 @@ class ClassParallelEngine:
                 total = self.accelerator.reduce(total, reduction="sum")
             if it % cfg.log_every == 0 or it == cfg.iterations - 1:
                 self.losses.append((it, float(total) / self.num_classes))  # the only host sync of a step
+                if not math.isfinite(self.losses[-1][1]):  # NaN pixels would be saved and train students to chance
+                    self.stats()  # closes the progress bar and the sampler's workers
+                    raise HfVddError(f"{self.desc}: the loss is {self.losses[-1][1]} at iteration {it}: the "
+                                     f"distillation diverged and nothing was saved. Lower the learning rate "
+                                     f"(DM, DAViD: --lr_img; IDTD: --lr, --module_lr, --pool_lr) and run again.")
                 self.bar.set_postfix(loss=f"{self.losses[-1][1]:.4f}", refresh=False)
             self.bar.update(1)
             done = it + 1

@@ -223,3 +223,14 @@ def test_streamed_real_batches_give_the_preloaded_result(tiny_toy, train_set):
         assert torch.equal(out.videos, reference.videos)
         assert out.stats["real_batches"]["inline"] == 0 and out.stats["real_batches"]["restarts"] == 1
         assert out.stats["real_batches"]["prefetched"] == len(out.stats["iteration_seconds"]) * 4
+
+
+def test_a_diverged_distillation_stops_with_the_fix_and_saves_nothing(train_set, run_recipe, tmp_path):
+    """A learning rate that sends the pixels to NaN used to finish, save NaN videos and train students to chance."""
+    with pytest.raises(HfVddError, match="DM: the loss is (nan|inf) at iteration [12]: the distillation diverged"
+                                         ".*--lr_img"):
+        DMDistiller(DMConfig(ipc=1, iterations=3, lr_img=1e30, **SMALL))(train_set)
+    res = run_recipe("recipes/dm.py", "--ipc", "1", "--iterations", "3", "--lr_img", "1e30", "--frame_size", "16",
+                     "--num_frames", "4", "--output_dir", str(tmp_path / "out"), check=False)
+    assert res.returncode == 2 and "the distillation diverged" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()
