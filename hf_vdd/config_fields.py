@@ -99,7 +99,8 @@ def check_fields(config, prefix: str = "") -> None:
         for number in value if isinstance(value, (list, tuple)) else [value]:  # a list flag: each of its numbers
             if interval and isinstance(number, (int, float)) and not isinstance(number, bool):
                 if math.isnan(number) or not _within(number, interval):
-                    raise HfVddError(f"{prefix}{f.name} must be {_phrase(interval)}, got {value!r}.")
+                    finite = "finite and " if math.isinf(number) and interval.endswith("inf)") else ""
+                    raise HfVddError(f"{prefix}{f.name} must be {finite}{_phrase(interval)}, got {value!r}.")
 
 
 def config_defaults(config) -> dict:
