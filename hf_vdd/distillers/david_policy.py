@@ -65,7 +65,8 @@ class TemporalPolicy:
         taken for `qlearning`, the one state 0 for `grid`)."""
         if not math.isfinite(reward):  # a NaN would poison the Q-table and leave no greedy action
             raise FloatingPointError(f"DAViD's teacher reward is {reward}: the teacher's features are not finite "
-                                     f"(did the teacher diverge? see its accuracy in the card).")
+                                     f"(did the teacher diverge? see its accuracy in the card), or the early-stage "
+                                     f"videos diverged (lower --lr_img).")
         nxt = action if self.config.policy == "qlearning" else 0
         q[state, action] += self.config.q_lr * (reward + self.config.gamma * q[nxt].max() - q[state, action])
         return nxt
