@@ -4,6 +4,7 @@ defaults a checkpoint's run record carries."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -20,7 +21,7 @@ _COUNTS = ("ipc", "vpc", "selection_runs", "full_steps", "batch_size", "batch_re
            "base_channels", "embed_dim", "channels", "hidden", "real_per_class", "kmeans_clusters",
            "grad_shards", "shard_size", "num_inference_steps", "videos_per_class", "videos_per_class_pool",
            "vst_epochs", "default_finetune_steps", "default_vae_steps", "default_encoder_steps", "num_frames",
-           "frame_size", "interval", "class_batch", "policy_steps")
+           "frame_size", "interval", "class_batch", "policy_steps", "num_classes")
 _NON_NEGATIVE = ("seed", "iterations", "checkpointing_steps", "checkpoints_total_limit", "eval_every", "teacher_steps",
                  "augment_strength", "alpha1", "alpha2", "lambda_div", "lambda_rep", "weight_decay", "max_grad_norm",
                  "soft_label_weight", "early_stopping_patience", "region_samples", "vae_steps", "vae_decoder_steps",
@@ -48,14 +49,15 @@ def _phrase(interval: str) -> str:
         f"in {interval}"
 
 
-_KINDS = {  # a field's declared scalar type → what its values may be, and the phrase for the message
+_KINDS = {  # a declared scalar type → what its values may be, and the phrase for the message
     "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
     "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
-    "bool": (lambda v: isinstance(v, (bool, numbers.Integral)) and v in (0, 1), "true or false"),
+    "bool": (lambda v: isinstance(v, numbers.Integral) and v in (0, 1), "true or false"),  # bool is Integral
     "str": (lambda v: isinstance(v, (str, os.PathLike)), "a string"),
 }
 
 
+@functools.cache
 def _declared(cls: type, name: str) -> str:
     """Field `name`'s annotation as written (`int | None`), from the class itself: `HfArgumentParser` rewrites a
     parsed dataclass's `Field.type` (`int | None` becomes `int`), so `f.type` may no longer say `None` is allowed."""
@@ -67,22 +69,28 @@ def _declared(cls: type, name: str) -> str:
     return f"{text[9:-1]}|None" if text.startswith("Optional[") else text
 
 
-def _check_kind(config, f, prefix: str) -> None:
-    """Refuse a value of the wrong kind for a field declared `int`, `float`, `bool` or `str` (optionally `| None`,
-    or `list[...]` of them), before it fails deep inside the work: `ipc=2.5` or `ipc="5"` (a YAML quirk)."""
-    declared, value = _declared(type(config), f.name), getattr(config, f.name)
+def _check_value(name: str, value, declared: str, interval: str | None, prefix: str, choices=None) -> None:
+    """Refuse `value` unless it is of the `declared` kind (`int`, `float`, `bool`, `str`, optionally `| None`, or a
+    `list[...]` of them; other types are not checked), among `choices`, and each of its numbers in `interval`
+    (`RANGES` notation; NaN never passes): `HfVddError` naming `prefix` + `name`, the value and what is allowed."""
     optional = declared.endswith("|None")
     declared = declared.removesuffix("|None")
     many = declared.startswith("list[") and declared.endswith("]")
     kind = _KINDS.get(declared[5:-1] if many else declared)
-    if kind is None or (value is None and optional):
-        return
-    ok, phrase = kind
-    if many and not (isinstance(value, (list, tuple)) and all(ok(v) for v in value)):
-        raise HfVddError(f"{prefix}{f.name} must be a list of {phrase.removeprefix('a ').removeprefix('an ')}s, "
-                         f"got {value!r}.")
-    if not many and not ok(value):
-        raise HfVddError(f"{prefix}{f.name} must be {phrase}, got {value!r} ({type(value).__name__}).")
+    if kind is not None and not (value is None and optional):
+        ok, phrase = kind
+        if many and not (isinstance(value, (list, tuple)) and all(ok(v) for v in value)):
+            raise HfVddError(f"{prefix}{name} must be a list of {phrase.removeprefix('a ').removeprefix('an ')}s, "
+                             f"got {value!r}.")
+        if not many and not ok(value):
+            raise HfVddError(f"{prefix}{name} must be {phrase}, got {value!r} ({type(value).__name__}).")
+    if choices and value not in choices:
+        raise HfVddError(f"{prefix}{name} must be one of {list(choices)}, got {value!r}.")
+    for number in value if isinstance(value, (list, tuple)) else [value]:  # a list flag: each of its numbers
+        if interval and isinstance(number, (int, float)) and not isinstance(number, bool):
+            if math.isnan(number) or not _within(number, interval):
+                finite = "finite and " if math.isinf(number) and interval.endswith("inf)") else ""
+                raise HfVddError(f"{prefix}{name} must be {finite}{_phrase(interval)}, got {value!r}.")
 
 
 def check_fields(config, prefix: str = "") -> None:
@@ -91,16 +99,15 @@ def check_fields(config, prefix: str = "") -> None:
     each number of a list; NaN never passes): `HfVddError` naming `prefix` + the field (`--` for recipe flags), the
     value and what is allowed."""
     for f in fields(config):
-        _check_kind(config, f, prefix)
-        choices, value = f.metadata.get("choices"), getattr(config, f.name)
-        if choices and value not in choices:
-            raise HfVddError(f"{prefix}{f.name} must be one of {list(choices)}, got {value!r}.")
-        interval = f.metadata.get("range", RANGES.get(f.name))
-        for number in value if isinstance(value, (list, tuple)) else [value]:  # a list flag: each of its numbers
-            if interval and isinstance(number, (int, float)) and not isinstance(number, bool):
-                if math.isnan(number) or not _within(number, interval):
-                    finite = "finite and " if math.isinf(number) and interval.endswith("inf)") else ""
-                    raise HfVddError(f"{prefix}{f.name} must be {finite}{_phrase(interval)}, got {value!r}.")
+        _check_value(f.name, getattr(config, f.name), _declared(type(config), f.name),
+                     f.metadata.get("range", RANGES.get(f.name)), prefix, f.metadata.get("choices"))
+
+
+def check_values(declared: str = "int", **values) -> None:
+    """`check_fields` for a function's keyword arguments (no dataclass): each value of the `declared` kind and in
+    its `RANGES` interval, by name (`check_values(num_frames=8, frame_size=0)` → "frame_size must be >= 1")."""
+    for name, value in values.items():
+        _check_value(name, value, declared, RANGES.get(name), "")
 
 
 def config_defaults(config) -> dict:

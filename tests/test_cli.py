@@ -314,7 +314,7 @@ def test_library_calls_with_the_wrong_objects_say_what_to_pass(tiny_toy, tmp_pat
         hf_vdd.evaluate_distilled(None, test)
     with pytest.raises(ValueError, match="lr_img must be finite and >= 0, got inf"):  # was: "must be >= 0, got inf"
         DMConfig(lr_img=float("inf"))
-    with pytest.raises(ValueError, match="num_classes, num_frames and frame_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_classes must be >= 1, got 0"):
         hf_vdd.build_student("convnet3d", 0, 8, 32)
     videos = torch.rand(2, 4, 3, 16, 16)
     assert hf_vdd.TensorVideoSet(videos, torch.tensor([0.0, 1.0])).labels.dtype == torch.long  # whole floats: ids

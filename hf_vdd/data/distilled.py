@@ -30,6 +30,7 @@ from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, Sequence, 
 from huggingface_hub import DatasetCardData, hf_hub_download
 from torch.utils.data import Dataset as TorchDataset
 
+from ..config_fields import check_values
 from ..hub import render_dataset_card, save_frames_grid, save_preview_gif, with_temp_folder
 from ..utils import HfVddError, atomic_folder, check_output_dir
 from ..version import __version__
@@ -117,8 +118,7 @@ class DistillationOutput:
     def expanded_videos(self, num_frames: int | None = None) -> torch.Tensor:
         """`(N, T, C, H, W)` float pixel-space videos, each row expanded to `num_frames` by interleave-repeat."""
         t = num_frames or self.num_frames
-        if t < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
+        check_values(num_frames=t)
         out = [interleave_repeat(v, t, dim=0) for v in self.videos]
         out = [v.float() / 255.0 if v.dtype == torch.uint8 else v.float() for v in out]
         return torch.stack(out)

@@ -16,7 +16,6 @@ resizes only its own frames, so memory stays constant unless `cache_size` or `pr
 from __future__ import annotations
 
 import copy
-import numbers
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from datasets import ClassLabel, Dataset, Video
 from torch.utils.data import DataLoader
 
+from ..config_fields import check_values
 from ..utils import get_logger, progress
 from .decoding import (
     CorruptVideoError,
@@ -50,16 +50,6 @@ from .sources import (  # noqa: F401 - re-exported: hf_vdd.data.loading.load_sou
 logger = get_logger(__name__)
 
 
-def check_sampling(**values) -> None:
-    """`num_frames`, `frame_size`, `interval` must be integers >= 1 and `cache_size` >= 0 (0: no cache), before any
-    video is read (a float used to fail inside the sampler, a string in a comparison)."""
-    for what, value in values.items():
-        low = 0 if what == "cache_size" else 1
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{what} must be an integer >= {low}{' (0 = no cache)' if low == 0 else ''}, got "
-                             f"{value!r}.")
-
-
 class VideoClassificationSet(torch.utils.data.Dataset):
     """A torch-ready, lazily decoded view of a video classification split.
 
@@ -78,7 +68,7 @@ class VideoClassificationSet(torch.utils.data.Dataset):
                  train: bool = False, static: bool = False, video_column: str | None = None,
                  label_column: str | None = None, skip_corrupt: bool = False, name: str = "dataset",
                  cache_size: int = 0):
-        check_sampling(num_frames=num_frames, frame_size=frame_size, interval=interval, cache_size=cache_size)
+        check_values(num_frames=num_frames, frame_size=frame_size, interval=interval, cache_size=cache_size)
         self.name = name
         self.video_column = _find_column(dataset, ("video", "videos", "path", "file", "file_name"), "video",
                                          video_column)
@@ -376,7 +366,7 @@ def load_video_dataset(source, split: str | None = "train", num_frames: int = 16
     (`<id>@<sha>`, or `@revision` as given when the cache does not tell), the folder's name for a local folder
     (never the machine's path), or the built-in name, followed by `:split`.
     """
-    check_sampling(num_frames=num_frames, frame_size=frame_size, interval=interval, cache_size=cache_size)
+    check_values(num_frames=num_frames, frame_size=frame_size, interval=interval, cache_size=cache_size)
     data = load_source(source, toy_kwargs=toy_kwargs, config=config, revision=revision)
     ds = _pick_split(data, split)
     hub_id = isinstance(source, str) and source not in BUILTIN_SOURCES + ("toy_actions",) \

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..config_fields import check_values
 from .convnet3d import ConvNet3D
 
 STUDENTS = ("convnet3d", "videomae")
@@ -10,9 +11,7 @@ STUDENTS = ("convnet3d", "videomae")
 def build_student(name: str, num_classes: int, num_frames: int, frame_size: int,
                   pretrained: str | None = None) -> nn.Module:
     """Build a student by name: `convnet3d` (VDSD) or `videomae` (tiny config, or `pretrained` id/folder)."""
-    if min(num_classes, num_frames, frame_size) < 1:
-        raise ValueError(f"num_classes, num_frames and frame_size must be >= 1, got {num_classes}, {num_frames} "
-                         f"and {frame_size}.")
+    check_values(num_classes=num_classes, num_frames=num_frames, frame_size=frame_size)  # integers >= 1 (RANGES)
     if name == "convnet3d":
         if pretrained:
             return ConvNet3D.from_pretrained(pretrained)
